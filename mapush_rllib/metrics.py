@@ -1,0 +1,97 @@
+"""Task metrics: what a finished episode achieved, and the team-level summaries we rank and log by.
+
+Definitions (MAPush calculator protocol, spec §4.2, extended with per-agent contribution):
+- success rate: fraction of episodes whose box centre reached the success radius.
+- finish time [s]: time of success, with failures counted as the full episode length (20 s).
+- collaboration degree: over successful episodes, the fraction of (pre-success) steps in which *both*
+  agents were within `box half side + 0.4 m` of the box centre (MAPush's 1.0 m for its 1.2 m box).
+- engagement of agent i: fraction of steps in which it touched the box or was within 0.45 m of its surface.
+- contact share of agent i: its share of the team's contact impulse on the box (integral of |force| dt).
+- freeloading index: 1 - min_i J_i / max_i J_i over the agents' contact impulses J_i. 0 means both
+  pushed equally, 1 means one agent did all the pushing. Averaged over episodes in which the box was
+  touched at all; 0 when none was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from mapush_rllib.config import REWARD_TERMS
+
+COLLABORATION_MARGIN_M = 0.4
+ENGAGEMENT_DISTANCE_M = 0.45
+CONTACT_FORCE_THRESHOLD_N = 1.0
+
+
+@dataclass
+class EpisodeStats:
+    """Statistics of n finished episodes (any envs). Tensors on the env's device."""
+
+    env_ids: torch.Tensor  # (n,)
+    success: torch.Tensor  # (n,) bool
+    exception: torch.Tensor  # (n,) bool
+    timeout: torch.Tensor  # (n,) bool
+    length_steps: torch.Tensor  # (n,)
+    finish_time_s: torch.Tensor  # (n,) success time, or the episode length limit on failure
+    collaboration_steps: torch.Tensor  # (n,)
+    engaged_steps: torch.Tensor  # (n, A)
+    contact_impulse: torch.Tensor  # (n, A) [N s]
+    term_sums: torch.Tensor  # (n, A, K) scaled reward terms summed over the episode
+    initial_distance_m: torch.Tensor  # (n,) box-target distance at reset
+    box_size_m: torch.Tensor  # (n,)
+
+    def __len__(self) -> int:
+        return int(self.env_ids.shape[0])
+
+    @classmethod
+    def cat(cls, parts: list[EpisodeStats]) -> EpisodeStats:
+        return cls(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+    def select(self, mask: torch.Tensor) -> EpisodeStats:
+        return EpisodeStats(**{f.name: getattr(self, f.name)[mask] for f in fields(self)})
+
+    def to(self, device: str | torch.device) -> EpisodeStats:
+        return EpisodeStats(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    @property
+    def returns(self) -> torch.Tensor:
+        return self.term_sums.sum(dim=-1)
+
+    def freeloading_index(self) -> torch.Tensor:
+        """(n,) 1 - min/max of the agents' contact impulse; NaN where the box was never touched."""
+        impulse = self.contact_impulse
+        most = impulse.max(dim=1).values
+        index = 1 - impulse.min(dim=1).values / most.clamp(min=1e-9)
+        return torch.where(most > 1e-6, index, torch.full_like(index, float("nan")))
+
+
+def summarize(stats: EpisodeStats) -> dict[str, float]:
+    """Team-level means of a set of episodes; the keys appear in every training result."""
+    n = len(stats)
+    num_agents = stats.engaged_steps.shape[1]
+    out: dict[str, float] = {"num_episodes": float(n)}
+    if n == 0:
+        return out
+    length = stats.length_steps.float().clamp(min=1)
+    success = stats.success.float()
+    out["success_rate"] = success.mean().item()
+    out["exception_rate"] = stats.exception.float().mean().item()
+    out["finish_time_s"] = stats.finish_time_s.float().mean().item()
+    collab = (stats.collaboration_steps / length)[stats.success]
+    out["collaboration_degree"] = collab.mean().item() if collab.numel() else 0.0
+    freeloading = stats.freeloading_index()
+    touched = ~torch.isnan(freeloading)
+    out["freeloading_index"] = freeloading[touched].mean().item() if touched.any() else 0.0
+    impulse = stats.contact_impulse
+    team = impulse.sum(dim=1, keepdim=True)
+    share = torch.where(team > 1e-6, impulse / team.clamp(min=1e-9), torch.full_like(impulse, 1 / num_agents))
+    returns = stats.returns
+    for i in range(num_agents):
+        out[f"engagement/agent_{i}"] = (stats.engaged_steps[:, i] / length).mean().item()
+        out[f"contact_share/agent_{i}"] = share[:, i].mean().item()
+        out[f"episode_return/agent_{i}"] = returns[:, i].mean().item()
+        for k, term in enumerate(REWARD_TERMS):
+            out[f"reward/{term}/agent_{i}"] = stats.term_sums[:, i, k].mean().item()
+    return out
