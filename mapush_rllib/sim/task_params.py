@@ -114,27 +114,40 @@ class TaskParams:
         values = getattr(self, name)[env_ids]
         return values[:, 0], values[:, 1]
 
-    def sample_reset(self, env_ids: torch.Tensor, generator: torch.Generator) -> ResetState:
+    @staticmethod
+    def num_reset_draws() -> int:
+        """How many uniform numbers `sample_reset` consumes per env."""
+        return 3 + NUM_AGENTS * SPAWN_CANDIDATES * 2 + NUM_AGENTS + NUM_AGENTS * 3
+
+    def sample_reset(self, env_ids: torch.Tensor, draws: torch.Tensor) -> ResetState:
         """Draw MAPush's reset distribution (spec §1.3) for `env_ids` from their own parameters.
 
         Box at the origin at rest, yaw ~ U[0, 2pi). Target at r ~ U[target_distance_m], bearing ~ U[0, 2pi).
         Agents at r ~ U[spawn_radius_m] from the box centre, bearing and yaw ~ U[0, 2pi), planar speed
         components ~ U[-0.1, 0.1]. Unlike MAPush (spec §1.3 quirk, ~6 % of resets), the second agent is
         redrawn until the two footprints cannot overlap.
+
+        Args:
+            env_ids: (n,) envs to sample for.
+            draws: (n, num_reset_draws()) uniform numbers in [0, 1) (see `mapush_rllib.sim.rng`).
         """
         n = len(env_ids)
-        uniform = lambda *shape: torch.rand(*shape, generator=generator, device=self.device)  # noqa: E731
+        A, K = NUM_AGENTS, SPAWN_CANDIDATES
+        box_yaw, target_u, spawn_u = draws[:, 0], draws[:, 1:3], draws[:, 3 : 3 + A * K * 2]
+        agent_yaw_u = draws[:, 3 + A * K * 2 : 3 + A * K * 2 + A]
+        agent_vel_u = draws[:, 3 + A * K * 2 + A :]
         box_pose = torch.zeros(n, 4, device=self.device)
         box_pose[:, 2] = self.physics.box_height_m / 2
-        box_pose[:, 3] = uniform(n) * 2 * math.pi
+        box_pose[:, 3] = box_yaw * 2 * math.pi
         lo, hi = self.get_range("target_distance_m", env_ids)
-        radius = lo + (hi - lo) * uniform(n)
-        bearing = uniform(n) * 2 * math.pi
+        radius = lo + (hi - lo) * target_u[:, 0]
+        bearing = target_u[:, 1] * 2 * math.pi
         target_xy = torch.stack([radius * torch.cos(bearing), radius * torch.sin(bearing)], dim=-1)
 
         lo, hi = self.get_range("spawn_radius_m", env_ids)
-        radius = lo[:, None, None] + (hi - lo)[:, None, None] * uniform(n, NUM_AGENTS, SPAWN_CANDIDATES)
-        bearing = uniform(n, NUM_AGENTS, SPAWN_CANDIDATES) * 2 * math.pi
+        spawn_u = spawn_u.reshape(n, A, K, 2)
+        radius = lo[:, None, None] + (hi - lo)[:, None, None] * spawn_u[..., 0]
+        bearing = spawn_u[..., 1] * 2 * math.pi
         xy = torch.stack([radius * torch.cos(bearing), radius * torch.sin(bearing)], dim=-1)  # (n, A, K, 2)
         first = xy[:, 0, 0]  # agent 0 takes its first candidate
         clear = (xy[:, 1] - first[:, None]).norm(dim=-1) > 2 * self.agent_half_diagonal_m  # (n, K)
@@ -143,7 +156,6 @@ class TaskParams:
         stuck = ~clear.any(dim=1)  # vanishingly rare: put agent 1 opposite agent 0
         second = torch.where(stuck[:, None], -first, second)
         agent_xy = torch.stack([first, second], dim=1)
-        agent_yaw = uniform(n, NUM_AGENTS) * 2 * math.pi
-        agent_pose = torch.cat([agent_xy, agent_yaw[..., None]], dim=-1)
-        agent_vel = (uniform(n, NUM_AGENTS, 3) * 2 - 1) * AGENT_INIT_SPEED_RANGE
+        agent_pose = torch.cat([agent_xy, (agent_yaw_u * 2 * math.pi)[..., None]], dim=-1)
+        agent_vel = (agent_vel_u.reshape(n, A, 3) * 2 - 1) * AGENT_INIT_SPEED_RANGE
         return ResetState(box_pose=box_pose, target_xy=target_xy, agent_pose=agent_pose, agent_vel=agent_vel)

@@ -31,6 +31,7 @@ from mapush_rllib.metrics import (
     EpisodeStats,
 )
 from mapush_rllib.rewards import RewardFunction, RewardInputs
+from mapush_rllib.sim import rng
 from mapush_rllib.sim.backend import PhysicsBackend
 from mapush_rllib.sim.observations import (
     distance_outside_box,
@@ -42,6 +43,7 @@ from mapush_rllib.sim.observations import (
 )
 from mapush_rllib.sim.task_params import TaskParams
 
+FRICTION_EPISODE = 2**31 - 1  # the rng "episode" of the per-env friction draw
 ACTION_SCALE = 0.5  # command = 0.5 * clip(a, -1, 1): +-0.5 m/s and +-0.5 rad/s (spec §2.2, HARL path)
 
 
@@ -106,6 +108,7 @@ class MAPushVecEnv:
         *,
         num_envs: int | None = None,
         seed: int = 0,
+        env_id_offset: int = 0,
         backend: PhysicsBackend | None = None,
         task_schedule: TaskSchedule | None = None,
     ) -> None:
@@ -121,13 +124,15 @@ class MAPushVecEnv:
         self.task = TaskParams(self.num_envs, self.task_config, self.physics, self.device)
         self.task_schedule = task_schedule
         self.reward_fn = RewardFunction(rewards or RewardConfig(), NUM_AGENTS, self.device)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
+        self.seed = seed
+        self.env_ids = torch.arange(env_id_offset, env_id_offset + self.num_envs, device=self.device)
+        self.episode_index = torch.full((self.num_envs,), -1, dtype=torch.long, device=self.device)
 
         E, A, K = self.num_envs, NUM_AGENTS, len(REWARD_TERMS)
         zeros = lambda *shape, dtype=torch.float32: torch.zeros(*shape, dtype=dtype, device=self.device)  # noqa: E731
         lo, hi = self.physics.box_friction_range
-        self.box_friction = lo + (hi - lo) * torch.rand(E, generator=self.generator, device=self.device)
+        friction_u = rng.uniform(seed, self.env_ids, torch.full_like(self.env_ids, FRICTION_EPISODE), 1)[:, 0]
+        self.box_friction = lo + (hi - lo) * friction_u  # drawn once per env, as MAPush does at creation
         self.target_xy = zeros(E, 2)
         self.prev_distance = zeros(E)
         self.initial_distance = zeros(E)
@@ -147,7 +152,8 @@ class MAPushVecEnv:
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Start a new episode in every env. Returns the observations, (E, A, 8)."""
         if seed is not None:
-            self.generator.manual_seed(seed)
+            self.seed = seed
+            self.episode_index.fill_(-1)
         self._reset_envs(torch.arange(self.num_envs, device=self.device), outcome=None)
         return self.obs
 
@@ -263,7 +269,9 @@ class MAPushVecEnv:
             if params:
                 self.task.set(ids, **params)
         self._apply_box(ids)
-        reset = self.task.sample_reset(ids, self.generator)
+        self.episode_index[ids] += 1
+        draws = rng.uniform(self.seed, self.env_ids[ids], self.episode_index[ids], self.task.num_reset_draws())
+        reset = self.task.sample_reset(ids, draws)
         self.backend.reset_envs(
             self._to_backend(ids), self._to_backend(reset.box_pose), self._to_backend(reset.agent_pose),
             self._to_backend(reset.agent_vel),
