@@ -95,3 +95,34 @@ def summarize(stats: EpisodeStats) -> dict[str, float]:
         for k, term in enumerate(REWARD_TERMS):
             out[f"reward/{term}/agent_{i}"] = stats.term_sums[:, i, k].mean().item()
     return out
+
+
+def episode_values(stats: EpisodeStats) -> dict[str, torch.Tensor]:
+    """The `summarize` quantities per episode, (n,) each; NaN where an episode does not count.
+
+    A NaN-ignoring mean over any set of episodes gives `summarize`'s value (collaboration degree counts
+    successful episodes only, the freeloading index touched ones only), so loggers can average per
+    episode across batches and processes.
+    """
+    n = len(stats)
+    num_agents = stats.engaged_steps.shape[1]
+    length = stats.length_steps.float().clamp(min=1)
+    nan = torch.full((n,), float("nan"), device=stats.success.device)
+    impulse = stats.contact_impulse
+    team = impulse.sum(dim=1, keepdim=True)
+    share = torch.where(team > 1e-6, impulse / team.clamp(min=1e-9), torch.full_like(impulse, 1 / num_agents))
+    returns = stats.returns
+    out = {
+        "success_rate": stats.success.float(),
+        "exception_rate": stats.exception.float(),
+        "finish_time_s": stats.finish_time_s.float(),
+        "collaboration_degree": torch.where(stats.success, stats.collaboration_steps / length, nan),
+        "freeloading_index": stats.freeloading_index(),
+    }
+    for i in range(num_agents):
+        out[f"engagement/agent_{i}"] = stats.engaged_steps[:, i] / length
+        out[f"contact_share/agent_{i}"] = share[:, i]
+        out[f"episode_return/agent_{i}"] = returns[:, i]
+        for k, term in enumerate(REWARD_TERMS):
+            out[f"reward/{term}/agent_{i}"] = stats.term_sums[:, i, k]
+    return out

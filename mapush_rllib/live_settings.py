@@ -1,0 +1,144 @@
+"""Change a running Algorithm's reward scales, entropy coefficients and learning rates, and read them back.
+
+Population-based training mutates these between iterations. `apply_live_settings` pushes new values into
+every env runner's simulators and every learner; `read_live_settings` reads the values those components
+actually hold (not the config), which is what a post-restore invariant check must compare.
+
+Reward scales are also written into the env config of the runners and of the Algorithm, so envs that
+RLlib rebuilds (a restarted runner, `make_env`) keep them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.utils.schedules.scheduler import Scheduler
+
+from mapush_rllib.config import REWARD_TERMS, RewardConfig
+from mapush_rllib.env import AGENT_IDS, runner_vec_envs
+
+ScalesUpdate = dict[str, float] | dict[str, dict[str, float]]
+
+
+def apply_live_settings(
+    algorithm: Any,
+    *,
+    reward_scales: ScalesUpdate | None = None,
+    entropy_coeff: float | dict[str, float] | None = None,
+    lr: float | dict[str, float] | None = None,
+) -> None:
+    """Set new values now; they apply from the next sampled step / gradient update.
+
+    Args:
+        algorithm: a built (MAPush)PPO Algorithm.
+        reward_scales: {term: scale} for both agents, or {agent_id: {term: scale}}.
+        entropy_coeff, lr: one value for every policy, or {module_id: value}.
+
+    Raises ValueError naming the unknown module, agent or term (nothing is changed then).
+    """
+    module_ids = sorted(algorithm.config.policies)
+    entropy = _per_module("entropy_coeff", entropy_coeff, module_ids, minimum=0.0)
+    rates = _per_module("lr", lr, module_ids, minimum=None)
+    if reward_scales is not None:
+        table = _resolved_scales(algorithm.config.env_config["rewards"], reward_scales)
+        _store_scales(algorithm.config.env_config, table)
+
+        def set_scales(env_runner: Any) -> None:
+            _store_scales(env_runner.config.env_config, table)
+            for vec_env in runner_vec_envs(env_runner):
+                vec_env.set_reward_scales(table)
+
+        algorithm.env_runner_group.foreach_env_runner(set_scales, local_env_runner=True)
+    if entropy or rates:
+
+        def set_hyperparameters(learner: Any) -> None:
+            for module_id, value in entropy.items():
+                learner.entropy_coeff_schedulers_per_module[module_id] = Scheduler(
+                    value, framework="torch", device=learner._device
+                )
+            for module_id, value in rates.items():
+                for _, optimizer in learner.get_optimizers_for_module(module_id):
+                    learner._optimizer_lr_schedules[optimizer] = Scheduler(
+                        value, framework="torch", device=learner._device
+                    )
+                    learner._set_optimizer_lr(optimizer, value)
+
+        _learner_results(algorithm, set_hyperparameters)
+
+
+def read_live_settings(algorithm: Any) -> dict[str, Any]:
+    """{module_id: {entropy_coeff, lr}} from the (first) learner, and the reward scales the envs hold.
+
+    `reward_scales` is {agent_id: {term: scale}} of the first env; `reward_scales_agree` is 1.0 when every
+    env of every runner holds the same scales, else 0.0.
+    """
+
+    def learner_values(learner: Any) -> dict[str, dict[str, float]]:
+        values = {}
+        for module_id in learner.module.keys():
+            optimizers = learner.get_optimizers_for_module(module_id)
+            values[module_id] = {
+                "entropy_coeff": float(learner.entropy_coeff_schedulers_per_module[module_id].get_current_value()),
+                "lr": float(optimizers[0][1].param_groups[0]["lr"]) if optimizers else float("nan"),
+            }
+        return values
+
+    out: dict[str, Any] = dict(_learner_results(algorithm, learner_values)[0])
+    tables = read_env_reward_scales(algorithm)
+    if tables:
+        out["reward_scales"] = tables[0]
+        out["reward_scales_agree"] = float(all(table == tables[0] for table in tables))
+    return out
+
+
+def read_env_reward_scales(algorithm: Any) -> list[dict[str, dict[str, float]]]:
+    """The reward scales every simulator of every env runner holds, one {agent: {term: scale}} per simulator."""
+
+    def scales(env_runner: Any) -> list[dict[str, dict[str, float]]]:
+        return [vec_env.reward_scales for vec_env in runner_vec_envs(env_runner)]
+
+    per_runner = algorithm.env_runner_group.foreach_env_runner(scales, local_env_runner=True)
+    return [table for tables in per_runner for table in tables]
+
+
+def _learner_results(algorithm: Any, func: Any) -> list[Any]:
+    """func(learner) on every learner; raises the first error."""
+    return [call.get() for call in algorithm.learner_group.foreach_learner(func)]
+
+
+def _per_module(name: str, value: Any, module_ids: list[str], minimum: float | None) -> dict[str, float]:
+    if value is None:
+        return {}
+    values = value if isinstance(value, dict) else dict.fromkeys(module_ids, value)
+    unknown = sorted(set(values) - set(module_ids))
+    if unknown:
+        raise ValueError(f"{name}: unknown policy id(s) {unknown}; the policies are {module_ids}")
+    for module_id, number in values.items():
+        if not isinstance(number, (int, float)) or (minimum is not None and number < minimum) or (
+            minimum is None and number <= 0
+        ):
+            raise ValueError(f"{name}.{module_id}: invalid value {number!r}")
+    return {module_id: float(number) for module_id, number in values.items()}
+
+
+def _resolved_scales(rewards: dict, update: ScalesUpdate) -> dict[str, dict[str, float]]:
+    """The full {agent: {term: scale}} table after applying `update` to the env config's reward section."""
+    table = {
+        agent: dict(zip(REWARD_TERMS, row))
+        for agent, row in zip(AGENT_IDS, RewardConfig.model_validate(rewards, strict=False).scale_table())
+    }
+    per_agent = bool(update) and all(isinstance(v, dict) for v in update.values())
+    rows = update.items() if per_agent else [(agent, update) for agent in AGENT_IDS]
+    for agent, terms in rows:
+        if agent not in table:
+            raise ValueError(f"reward_scales: unknown agent {agent!r}; agents: {list(AGENT_IDS)}")
+        for term, value in terms.items():
+            if term not in REWARD_TERMS:
+                raise ValueError(f"reward_scales.{agent}: unknown term {term!r}; valid terms: {list(REWARD_TERMS)}")
+            table[agent][term] = float(value)
+    return table
+
+
+def _store_scales(env_config: dict, table: dict[str, dict[str, float]]) -> None:
+    """Write the full scale table into an env config's reward section (as per-agent scales)."""
+    env_config["rewards"] = {**env_config["rewards"], "per_agent_scales": table}

@@ -1,0 +1,255 @@
+"""PPO settings as a typed schema, and the one function that turns them into RLlib's `PPOConfig`.
+
+Defaults follow MAPush's mid-level training (spec §4.1 OpenRL PPO, §4.4 HARL HAPPO) where they carry
+over to RLlib, and say where they differ:
+- rollout of 200 policy steps per env per iteration, gamma 0.99, GAE lambda 0.95, clip 0.2, lr 5e-4,
+  entropy 0.01, gradient-norm clip 10, MLP actor/critic [64, 64] ReLU with log-std initialised to 0;
+- 5 epochs (HARL; OpenRL uses 10) over 4 minibatches (MAPush uses 1 full-batch step per epoch, which
+  gives few updates per sample on a CPU budget);
+- RLlib always standardises advantages (MAPush: off) and has no value normalisation; its value-loss
+  clip applies to the *squared* error, so the default here is large enough (1000) not to cut off the
+  success bonus of 10 that the critic must learn.
+
+Policies: `policy_0` for `agent_0` and `policy_1` for `agent_1`, each with its own optimizer, entropy
+coefficient and learning rate (`per_module`), or with `share_policy` one `shared_policy` for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import gymnasium as gym
+from pydantic import Field, model_validator
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+from mapush_rllib.config import NUM_AGENTS, RewardConfig, SimConfig, StrictModel, TaskConfig
+from mapush_rllib.env import AGENT_IDS, MAPushMultiAgentEnv, TaskScheduleFactory, make_env_config
+from mapush_rllib.env import action_space as env_action_space
+from mapush_rllib.env import observation_space as env_observation_space
+from mapush_rllib.models import MAPushActorCritic
+from mapush_rllib.sim.observations import OBS_DIM
+
+SEPARATE_POLICY_IDS = tuple(f"policy_{i}" for i in range(NUM_AGENTS))
+SHARED_POLICY_ID = "shared_policy"
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot work; the message names the field."""
+
+
+class ModelConfig(StrictModel):
+    """Actor and critic MLPs (`mapush_rllib.models.MAPushActorCritic`)."""
+
+    hidden_sizes: list[int] = Field([64, 64], min_length=1, description="MAPush/OpenRL: hidden 64, 2 layers")
+    activation: Literal["tanh", "relu", "elu"] = "relu"
+    initial_log_std: float = Field(0.0, description="log of the initial action std (MAPush: 0, std 1)")
+
+    @model_validator(mode="after")
+    def _positive_sizes(self) -> ModelConfig:
+        if any(size <= 0 for size in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes: every layer needs a positive width, got {self.hidden_sizes}")
+        return self
+
+
+class ModuleOverrides(StrictModel):
+    """Settings of one policy that differ from the training section's."""
+
+    entropy_coeff: float | None = Field(None, ge=0)
+    lr: float | None = Field(None, gt=0)
+
+
+class TrainingConfig(StrictModel):
+    """How the policies are trained: PPO hyperparameters, policy layout, env runner."""
+
+    share_policy: bool = Field(False, description="one shared_policy for both agents (MAPPO baseline)")
+    central_critic: bool = Field(False, description="critics also see the 17-D global state (CTDE)")
+    runner: Literal["batched", "stock"] = Field(
+        "batched", description="batched: one simulator call per step for all envs; stock: RLlib's runner"
+    )
+    num_env_runners: int = Field(0, ge=0, description="remote env runners; 0 samples in the trial's process")
+    rollout_steps: int = Field(200, gt=0, description="policy steps per env per iteration (MAPush: 200)")
+    num_minibatches: int = Field(4, gt=0, description="minibatches per epoch")
+    num_epochs: int = Field(5, gt=0)
+    lr: float = Field(5e-4, gt=0)
+    gamma: float = Field(0.99, gt=0, le=1)
+    gae_lambda: float = Field(0.95, ge=0, le=1)
+    clip_param: float = Field(0.2, gt=0)
+    entropy_coeff: float = Field(0.01, ge=0)
+    vf_loss_coeff: float = Field(1.0, ge=0)
+    vf_clip_param: float = Field(1000.0, gt=0, description="clip of the squared value error")
+    grad_clip: float = Field(10.0, gt=0, description="max global gradient norm")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    per_module: dict[str, ModuleOverrides] = Field(
+        default_factory=dict, description="per-policy overrides, e.g. {policy_1: {entropy_coeff: 0.02}}"
+    )
+    metrics_window_episodes: int = Field(200, gt=0, description="episodes averaged in episode metrics")
+
+    @model_validator(mode="after")
+    def _known_policies(self) -> TrainingConfig:
+        unknown = sorted(set(self.per_module) - set(self.policy_ids))
+        if unknown:
+            raise ValueError(
+                f"per_module: unknown policy id(s) {unknown}; with share_policy={self.share_policy} "
+                f"the policies are {list(self.policy_ids)}"
+            )
+        return self
+
+    @property
+    def policy_ids(self) -> tuple[str, ...]:
+        return (SHARED_POLICY_ID,) if self.share_policy else SEPARATE_POLICY_IDS
+
+    def policy_for(self, agent_id: str) -> str:
+        return SHARED_POLICY_ID if self.share_policy else f"policy_{agent_id.split('_')[1]}"
+
+
+def map_agent_to_own_policy(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+    """agent_i -> policy_i."""
+    return f"policy_{agent_id.split('_')[1]}"
+
+
+def map_agent_to_shared_policy(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+    return SHARED_POLICY_ID
+
+
+def build_ppo_config(
+    training: TrainingConfig,
+    sim: SimConfig,
+    task: TaskConfig,
+    rewards: RewardConfig,
+    *,
+    seed: int,
+    task_schedule_factory: TaskScheduleFactory | None = None,
+    env_config_extra: dict | None = None,
+    callbacks: type | None = None,
+) -> PPOConfig:
+    """The PPOConfig of a MAPush training run, checked with `check_ppo_config` (no Ray needed).
+
+    Every env runner owns `sim.num_envs` envs; one iteration samples `rollout_steps` steps of each.
+    """
+    from mapush_rllib.algorithm import MAPushPPO
+    from mapush_rllib.callbacks import MAPushCallbacks
+    from mapush_rllib.runner import BatchedEnvRunner
+
+    num_envs = sim.num_envs
+    env_config = make_env_config(
+        sim, task, rewards, seed=seed, num_envs_per_env_runner=num_envs, central_critic=training.central_critic,
+        task_schedule_factory=task_schedule_factory, **(env_config_extra or {}),
+    )
+    obs_space = env_observation_space(training.central_critic)
+    model_config = {
+        **training.model.model_dump(),
+        "actor_obs_dim": OBS_DIM,  # the actor never sees the global state
+    }
+    agents_per_policy = NUM_AGENTS // len(training.policy_ids)
+    env_steps_per_iteration = training.rollout_steps * num_envs * max(1, training.num_env_runners)
+    rows_per_module = env_steps_per_iteration * agents_per_policy
+    config = (
+        PPOConfig(algo_class=MAPushPPO)
+        .framework("torch")
+        .environment(MAPushMultiAgentEnv, env_config=env_config, disable_env_checking=True)
+        .env_runners(
+            num_env_runners=training.num_env_runners,
+            num_envs_per_env_runner=num_envs,
+            rollout_fragment_length=training.rollout_steps,
+            env_runner_cls=BatchedEnvRunner if training.runner == "batched" else None,
+        )
+        .multi_agent(
+            policies=set(training.policy_ids),
+            policy_mapping_fn=map_agent_to_shared_policy if training.share_policy else map_agent_to_own_policy,
+            algorithm_config_overrides_per_module={
+                module_id: PPOConfig.overrides(**overrides.model_dump(exclude_none=True))
+                for module_id, overrides in training.per_module.items()
+                if overrides.model_dump(exclude_none=True)
+            },
+        )
+        .rl_module(
+            rl_module_spec=MultiRLModuleSpec(
+                rl_module_specs={
+                    module_id: RLModuleSpec(
+                        module_class=MAPushActorCritic,
+                        observation_space=obs_space,
+                        action_space=env_action_space(),
+                        model_config=model_config,
+                    )
+                    for module_id in training.policy_ids
+                }
+            )
+        )
+        .training(
+            train_batch_size_per_learner=env_steps_per_iteration,
+            minibatch_size=max(1, rows_per_module // training.num_minibatches),
+            num_epochs=training.num_epochs,
+            lr=training.lr,
+            gamma=training.gamma,
+            lambda_=training.gae_lambda,
+            clip_param=training.clip_param,
+            entropy_coeff=training.entropy_coeff,
+            vf_loss_coeff=training.vf_loss_coeff,
+            vf_clip_param=training.vf_clip_param,
+            grad_clip=training.grad_clip,
+            grad_clip_by="global_norm",
+            use_kl_loss=False,
+        )
+        .learners(num_learners=0)
+        .callbacks(callbacks or MAPushCallbacks)
+        .reporting(metrics_num_episodes_for_smoothing=training.metrics_window_episodes)
+        .debugging(seed=seed)
+    )
+    check_ppo_config(config)
+    return config
+
+
+def check_ppo_config(config: PPOConfig) -> None:
+    """Fail before Ray starts on settings RLlib would only reject (or misuse) inside a trial.
+
+    Checks: every agent maps to a declared policy; each policy's module spaces equal the env spaces of
+    every agent mapped to it; batch sizes are positive. Raises ConfigError naming the field.
+    """
+    if config.train_batch_size_per_learner is None or config.train_batch_size_per_learner <= 0:
+        raise ConfigError(f"train_batch_size_per_learner: must be positive, got {config.train_batch_size_per_learner}")
+    if config.minibatch_size is not None and config.minibatch_size <= 0:
+        raise ConfigError(f"minibatch_size: must be positive, got {config.minibatch_size}")
+    rollout = config.rollout_fragment_length
+    if rollout != "auto" and rollout <= 0:
+        raise ConfigError(f"rollout_fragment_length: must be positive, got {rollout}")
+    if config.num_envs_per_env_runner <= 0:
+        raise ConfigError(f"num_envs_per_env_runner: must be positive, got {config.num_envs_per_env_runner}")
+
+    env_config = config.env_config
+    env_obs = env_observation_space(bool(env_config.get("central_critic", False)))
+    env_act = env_action_space()
+    specs = config.rl_module_spec.rl_module_specs if config.rl_module_spec else {}
+    for agent_id in AGENT_IDS:
+        module_id = config.policy_mapping_fn(agent_id, None)
+        if module_id not in config.policies:
+            raise ConfigError(
+                f"policy_mapping_fn: maps {agent_id} to unknown policy id {module_id!r}; "
+                f"declared policies: {sorted(config.policies)}"
+            )
+        spec = specs.get(module_id)
+        if spec is None:
+            continue
+        for name, module_space, env_space in (
+            ("observation_space", spec.observation_space, env_obs),
+            ("action_space", spec.action_space, env_act),
+        ):
+            if module_space is not None and not _same_space(module_space, env_space):
+                raise ConfigError(
+                    f"rl_module_specs.{module_id}.{name}: {module_space} does not match the env's "
+                    f"{name} {env_space} of {agent_id}"
+                )
+
+
+def _same_space(a: gym.Space, b: gym.Space) -> bool:
+    return type(a) is type(b) and a.shape == b.shape and a.dtype == b.dtype and a == b
+
+
+def policy_mapping(config: PPOConfig) -> dict[str, str]:
+    """agent id -> module id, as the config maps them (static per agent)."""
+    return {agent_id: config.policy_mapping_fn(agent_id, None) for agent_id in AGENT_IDS}
+
+
+PolicyMappingFn = Callable[..., str]
