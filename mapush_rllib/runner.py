@@ -238,8 +238,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         """
         N, A = obs.shape[:2]
         actions = torch.empty((N, A, action_space().shape[0]), device=obs.device)
-        dist_inputs: torch.Tensor | None = None
-        logp = torch.empty((N, A), device=obs.device)
+        outputs: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for module_id, agents in self.module_agents.items():
                 module = self.module[module_id]
@@ -251,12 +250,13 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
                 if not explore:
                     dist = dist.to_deterministic()
                 sampled = dist.sample()
-                if dist_inputs is None:
-                    dist_inputs = torch.empty((N, A, inputs.shape[-1]), device=obs.device)
                 actions[:, agents] = sampled.reshape(N, len(agents), -1)
-                logp[:, agents] = dist.logp(sampled).reshape(N, len(agents))
-                dist_inputs[:, agents] = inputs.reshape(N, len(agents), -1)
-        return actions, {Columns.ACTION_DIST_INPUTS: dist_inputs, Columns.ACTION_LOGP: logp}
+                for column, value in ((Columns.ACTION_DIST_INPUTS, inputs), (Columns.ACTION_LOGP, dist.logp(sampled))):
+                    value = value.reshape(N, len(agents), *value.shape[1:])
+                    if column not in outputs:
+                        outputs[column] = torch.empty((N, A, *value.shape[2:]), dtype=value.dtype, device=obs.device)
+                    outputs[column][:, agents] = value
+        return actions, outputs
 
     def _actions_for_env(self, actions: torch.Tensor) -> torch.Tensor:
         """RLlib's NormalizeAndClipActions for a [-1, 1] Box, with the same float32 arithmetic."""
@@ -345,7 +345,8 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             ma_episode.agent_t_started[aid] = t_started
         ma_episode.env_t = t_started + length
         ma_episode._len_lookback_buffers = lookback
-        ma_episode.is_terminated, ma_episode.is_truncated = terminated, truncated
+        # RLlib marks a multi-agent episode terminated once all its agents are done, truncated or not.
+        ma_episode.is_terminated, ma_episode.is_truncated = terminated or truncated, truncated
         ma_episode._start_time = ma_episode._last_step_time = time.perf_counter()
         return ma_episode
 
