@@ -130,6 +130,11 @@ class MAPushMultiAgentEnv(MultiAgentEnv):
     the batched runner. A done step returns the terminal observation; the next `reset()` (RLlib's
     "next_step" auto-reset) returns the first observation of the episode the simulator has already
     started.
+
+    A time-limit truncation is reported as `truncateds = {"__all__": True}` without per-agent keys:
+    RLlib 2.60's `MultiAgentEpisode.add_env_step` marks an episode (and then every agent in it)
+    *terminated* once every agent id appears done in the per-agent flags, so per-agent truncation
+    flags would turn time-outs into terminal states and drop the value bootstrap.
     """
 
     def __init__(self, env_config: dict | None = None) -> None:
@@ -170,7 +175,7 @@ class MAPushMultiAgentEnv(MultiAgentEnv):
             self._obs_dict(result.obs, result.state),
             dict(zip(AGENT_IDS, rewards)),
             {"__all__": terminated, **dict.fromkeys(AGENT_IDS, terminated)},
-            {"__all__": truncated, **dict.fromkeys(AGENT_IDS, truncated)},
+            {"__all__": truncated},  # no per-agent keys: see the class docstring
             {},
         )
 

@@ -345,8 +345,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             ma_episode.agent_t_started[aid] = t_started
         ma_episode.env_t = t_started + length
         ma_episode._len_lookback_buffers = lookback
-        # RLlib marks a multi-agent episode terminated once all its agents are done, truncated or not.
-        ma_episode.is_terminated, ma_episode.is_truncated = terminated or truncated, truncated
+        ma_episode.is_terminated, ma_episode.is_truncated = terminated, truncated
         ma_episode._start_time = ma_episode._last_step_time = time.perf_counter()
         return ma_episode
 
