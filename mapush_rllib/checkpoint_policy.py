@@ -1,0 +1,107 @@
+"""Trained policies from RLlib checkpoints, as plain batched callables for evaluation and rendering.
+
+    policy, info = load_checkpoint_policy("runs/single/")        # newest checkpoint under a run directory
+    actions = policy(obs, box_size_m)                            # (E, A, 8), (E,) -> (E, A, 3)
+
+Only the RLModules are loaded (`learner_group/learner/rl_module` of the checkpoint), not the Algorithm:
+no Ray, no env runners, no simulator. Actions are deterministic: the mean of each policy's Gaussian,
+clipped to the action range, as RLlib's `explore=False` inference gives. A central-critic policy needs
+only the 8-D observation (its actor never reads the global state).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ALGORITHM_STATE = "algorithm_state.pkl"  # marks an Algorithm checkpoint (components have state.pkl)
+MODULES_DIR = Path("learner_group") / "learner" / "rl_module"
+
+
+class CheckpointError(FileNotFoundError):
+    """No usable checkpoint at the given path; the message says what was looked for."""
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """The Algorithm checkpoint at `path`, or the newest one under it (a Tune run or trial directory)."""
+    root = Path(path)
+    if not root.exists():
+        raise CheckpointError(f"--policy: {str(path)!r} does not exist")
+    if (root / ALGORITHM_STATE).is_file():
+        found = [root]
+    else:
+        found = [marker.parent for marker in root.rglob(ALGORITHM_STATE)]
+    found = [directory for directory in found if (directory / MODULES_DIR).is_dir()]
+    if not found:
+        raise CheckpointError(
+            f"--policy: no RLlib checkpoint in {str(path)!r} (looked for {ALGORITHM_STATE} with {MODULES_DIR}/)"
+        )
+    return max(found, key=lambda directory: ((directory / ALGORITHM_STATE).stat().st_mtime, str(directory)))
+
+
+class CheckpointPolicy:
+    """Deterministic actions of each agent's RLModule, batched over envs."""
+
+    def __init__(self, modules: dict[str, Any], agent_modules: dict[str, str], device: str | torch.device) -> None:
+        self.device = torch.device(device)
+        self.modules = {module_id: module.to(self.device).eval() for module_id, module in modules.items()}
+        self.agent_modules = agent_modules
+        self.agents_of = {
+            module_id: [int(aid.split("_")[1]) for aid, mid in agent_modules.items() if mid == module_id]
+            for module_id in self.modules
+        }
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor, box_size_m: torch.Tensor | None = None) -> torch.Tensor:
+        """obs (E, A, 8) -> actions (E, A, 3) in [-1, 1] on obs's device; box_size_m is not used."""
+        from ray.rllib.core.columns import Columns
+
+        x = obs.to(self.device, torch.float32)
+        E, A = x.shape[:2]
+        actions = None
+        for module_id, agents in self.agents_of.items():
+            module = self.modules[module_id]
+            out = module.forward_inference({Columns.OBS: x[:, agents].reshape(E * len(agents), -1)})
+            dist = module.get_inference_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+            chosen = dist.to_deterministic().sample().reshape(E, len(agents), -1)
+            if actions is None:
+                actions = torch.empty((E, A, chosen.shape[-1]), device=self.device)
+            actions[:, agents] = chosen
+        return actions.clamp(-1.0, 1.0).to(obs.device)
+
+
+def load_checkpoint_policy(path: str, device: str = "cpu") -> tuple[CheckpointPolicy, dict]:
+    """(policy callable, info) from an RLlib checkpoint or a run/trial directory (newest checkpoint).
+
+    info: policy "checkpoint", the checkpoint path, its training iteration and the agent -> module map.
+    Raises CheckpointError (a FileNotFoundError) with one clear message when nothing loadable is there.
+    """
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
+
+    checkpoint = find_checkpoint(path)
+    try:
+        multi_module = MultiRLModule.from_checkpoint(checkpoint / MODULES_DIR)
+        with open(checkpoint / "class_and_ctor_args.pkl", "rb") as f:
+            config = pickle.load(f)["ctor_args_and_kwargs"][0][0]  # the AlgorithmConfig as a dict
+        with open(checkpoint / ALGORITHM_STATE, "rb") as f:
+            iteration = pickle.load(f).get("training_iteration")
+    except Exception as error:  # a truncated or foreign checkpoint: say which one
+        raise CheckpointError(f"--policy: cannot load the policies of {str(checkpoint)!r}: {error}") from error
+    from mapush_rllib.env import AGENT_IDS
+
+    agent_modules = {aid: config["policy_mapping_fn"](aid, None) for aid in AGENT_IDS}
+    missing = sorted(set(agent_modules.values()) - set(multi_module.keys()))
+    if missing:
+        raise CheckpointError(f"--policy: {str(checkpoint)!r} has no module(s) {missing} for its agents")
+    modules = {module_id: multi_module[module_id] for module_id in set(agent_modules.values())}
+    info = {
+        "policy": "checkpoint",
+        "checkpoint": str(checkpoint),
+        "training_iteration": iteration,
+        "agent_modules": agent_modules,
+        "central_critic": bool(config["env_config"].get("central_critic", False)),
+    }
+    return CheckpointPolicy(modules, agent_modules, device), info
