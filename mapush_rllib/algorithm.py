@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+import torch
 from ray.rllib.algorithms.ppo import PPO
 
 from mapush_rllib.env import runner_vec_envs
@@ -47,6 +48,10 @@ def load_env_state(env_runner: Any, states_by_runner: dict[int, list[Any]]) -> N
 
 class MAPushPPO(PPO):
     """PPO whose checkpoints include every env runner's task-schedule state (see module docstring)."""
+
+    def setup(self, config: Any) -> None:
+        torch.set_num_threads(1)  # small MLPs; the simulator's thread pool needs the cores
+        super().setup(config)
 
     def get_state(
         self,

@@ -1,0 +1,98 @@
+"""The experiment file: one YAML, one typed schema, validated before anything starts.
+
+    simulator:  SimConfig       which simulator, how many envs per env runner, physics
+    task:       TaskConfig      target distance, box, spawn, episode length (MAPush defaults)
+    rewards:    RewardConfig    the seven MAPush reward scales and credit assignment
+    training:   TrainingConfig  PPO, policy layout (separate / shared, central critic), env runner
+    run:        RunConfig       name, seed, stop condition, checkpoints, storage, resources
+
+Every section has MAPush defaults, so `{}` is a valid (if long) experiment. Further sections (e.g. a
+curriculum, a population) are added as fields of `ExperimentConfig`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from mapush_rllib.config import RewardConfig, SimConfig, StrictModel, TaskConfig, format_validation_error
+from mapush_rllib.training import TrainingConfig
+
+
+class ExperimentConfigError(ValueError):
+    """The experiment file cannot be used; the message has one line per problem, each naming its field."""
+
+
+class StopConfig(StrictModel):
+    """When a run ends: the first limit reached (at least one must be set)."""
+
+    training_iterations: int | None = Field(None, gt=0)
+    env_steps: int | None = Field(None, gt=0, description="env steps sampled, summed over env runners")
+    time_s: float | None = Field(None, gt=0, description="wall-clock seconds of training")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> StopConfig:
+        if self.training_iterations is None and self.env_steps is None and self.time_s is None:
+            raise ValueError("set at least one of training_iterations, env_steps, time_s")
+        return self
+
+
+class ResourcesConfig(StrictModel):
+    """What one trial asks Ray for. Fractions let several trials share a small machine."""
+
+    cpus: float = Field(1.0, gt=0, description="CPUs of the trial process (learner and local env runner)")
+    cpus_per_env_runner: float = Field(1.0, gt=0, description="CPUs of each remote env runner")
+    gpus: float = Field(0.0, ge=0, description="GPUs of the learner")
+    ray_num_cpus: int | None = Field(None, gt=0, description="CPUs Ray may schedule on (default: all)")
+
+
+class RunConfig(StrictModel):
+    """Bookkeeping of a run: where it is written, when it stops, how often it checkpoints."""
+
+    name: str = Field("single", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    stop: StopConfig = Field(default_factory=lambda: StopConfig(training_iterations=100))
+    checkpoint_every_iterations: int = Field(10, gt=0)
+    checkpoints_to_keep: int | None = Field(None, gt=0, description="null keeps all (PBT needs old ones)")
+    storage: str = Field("runs", min_length=1, description="directory of Tune's experiment folders")
+    dashboard: bool = Field(False, description="start Ray's dashboard (http://127.0.0.1:8265)")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+
+class ExperimentConfig(StrictModel):
+    """A whole experiment (see the module docstring)."""
+
+    simulator: SimConfig = Field(default_factory=SimConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    rewards: RewardConfig = Field(default_factory=RewardConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+
+def load_experiment(path: str | Path, *, storage: str | None = None) -> ExperimentConfig:
+    """Read and validate an experiment YAML; `storage` overrides `run.storage`.
+
+    Raises ExperimentConfigError with one line per problem (`field.path: message (got value)`).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ExperimentConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as error:
+        raise ExperimentConfigError(f"{path}: not valid YAML: {error}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ExperimentConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    if storage is not None:
+        data.setdefault("run", {})
+        if not isinstance(data["run"], dict):
+            raise ExperimentConfigError(f"{path}: run: expected a mapping")
+        data["run"] = {**data["run"], "storage": storage}
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as error:
+        raise ExperimentConfigError(f"{path}:\n{format_validation_error(error)}") from None
