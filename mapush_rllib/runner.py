@@ -39,6 +39,16 @@ from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
 from ray.rllib.env.vector.vector_multi_agent_env import VectorMultiAgentEnv
 from ray.rllib.utils.metrics import (
     ENV_STEP_TIMER,
+    EPISODE_AGENT_RETURN_MEAN,
+    EPISODE_AGENT_STEPS,
+    EPISODE_DURATION_SEC_MEAN,
+    EPISODE_LEN_MAX,
+    EPISODE_LEN_MEAN,
+    EPISODE_LEN_MIN,
+    EPISODE_MODULE_RETURN_MEAN,
+    EPISODE_RETURN_MAX,
+    EPISODE_RETURN_MEAN,
+    EPISODE_RETURN_MIN,
     NUM_AGENT_STEPS_SAMPLED,
     NUM_AGENT_STEPS_SAMPLED_LIFETIME,
     NUM_ENV_STEPS_SAMPLED,
@@ -52,7 +62,7 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
-from mapush_rllib.callbacks import log_mapush_episode_metrics
+from mapush_rllib.callbacks import log_mapush_episode_metrics, metrics_window
 from mapush_rllib.env import AGENT_IDS, action_space, agent_observations, make_vec_env, observation_space
 from mapush_rllib.metrics import EpisodeStats
 from mapush_rllib.sim.vec_env import MAPushVecEnv
@@ -181,11 +191,15 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         env, T, N, A = self.vec_env, num_steps, self.num_envs, len(AGENT_IDS)
         central = bool(self.config.env_config.get("central_critic", False))
         device = self._device or torch.device("cpu")
+        space = action_space()
+        self._action_low = torch.as_tensor(space.low, device=device)
+        self._action_high = torch.as_tensor(space.high, device=device)
+        self.module.foreach_module(lambda module_id, module: module.eval())
         obs = agent_observations(env.obs, env.state, central).to(device)
         self._chunk_start_t = env.step_count.cpu().numpy().copy()  # episode step at which each chunk starts
         obs_buf = torch.empty((T, *obs.shape), device=device)
         last_obs_buf = torch.empty_like(obs_buf)
-        act_buf = torch.empty((T, N, A, action_space().shape[0]), device=device)
+        act_buf = torch.empty((T, N, A, space.shape[0]), device=device)
         rew_buf = torch.empty((T, N, A), device=device)
         term_buf = torch.empty((T, N), dtype=torch.bool, device=device)
         trunc_buf = torch.empty_like(term_buf)
@@ -237,13 +251,15 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         ACTION_DIST_INPUTS, sampled (or its deterministic version when not exploring), and the logp.
         """
         N, A = obs.shape[:2]
-        actions = torch.empty((N, A, action_space().shape[0]), device=obs.device)
+        actions = torch.empty((N, A, self._action_low.shape[0]), device=obs.device)
         outputs: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for module_id, agents in self.module_agents.items():
                 module = self.module[module_id]
                 batch = {Columns.OBS: obs[:, agents].reshape(N * len(agents), -1)}
-                out = module.forward_exploration(batch) if explore else module.forward_inference(batch)
+                # The hooks behind forward_exploration/inference, minus their per-call train/eval toggling
+                # (the runner's modules stay in eval mode).
+                out = module._forward_exploration(batch) if explore else module._forward_inference(batch)
                 inputs = out[Columns.ACTION_DIST_INPUTS]
                 dist_cls = module.get_exploration_action_dist_cls() if explore else module.get_inference_action_dist_cls()
                 dist = dist_cls.from_logits(inputs)
@@ -259,10 +275,8 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         return actions, outputs
 
     def _actions_for_env(self, actions: torch.Tensor) -> torch.Tensor:
-        """RLlib's NormalizeAndClipActions for a [-1, 1] Box, with the same float32 arithmetic."""
-        space = action_space()
-        low = torch.as_tensor(space.low, device=actions.device)
-        high = torch.as_tensor(space.high, device=actions.device)
+        """RLlib's NormalizeAndClipActions for the action Box, with the same float32 arithmetic."""
+        low, high = self._action_low, self._action_high
         if self.config.normalize_actions:
             return torch.minimum(torch.maximum(low + (actions + 1.0) * (high - low) / 2.0, low), high)
         if self.config.clip_actions:
@@ -369,21 +383,27 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         stats = EpisodeStats.cat(finished).to("cpu")
         self.metrics.log_value(NUM_EPISODES, len(stats), reduce="sum")
         self.metrics.log_value(NUM_EPISODES_LIFETIME, len(stats), reduce="lifetime_sum")
-        returns = stats.returns.double().numpy()  # (n, A)
-        lengths = stats.length_steps.tolist()
-        for n, length in enumerate(lengths):
-            per_agent = dict(zip(AGENT_IDS, returns[n].tolist()))
-            per_module: dict[str, float] = defaultdict(float)
-            for aid, value in per_agent.items():
-                per_module[self.agent_modules[aid]] += value
-            self._log_episode_metrics(
-                length, float(returns[n].sum()), length * self._seconds_per_step, per_agent, dict(per_module),
-                dict.fromkeys(AGENT_IDS, length),
-            )
-        log_mapush_episode_metrics(self.metrics, stats, window=self._metrics_window())
-
-    def _metrics_window(self) -> int:
-        return max(1, -(-self.config.metrics_num_episodes_for_smoothing // (self.config.num_env_runners or 1)))
+        window = metrics_window(self.config)
+        returns = stats.returns.double()  # (n, A)
+        lengths = stats.length_steps.double()
+        per_episode = {  # RLlib's episode metrics (MultiAgentEnvRunner._log_episode_metrics), one value per episode
+            (EPISODE_LEN_MEAN,): (lengths, "mean"),
+            (EPISODE_LEN_MIN,): (lengths, "min"),
+            (EPISODE_LEN_MAX,): (lengths, "max"),
+            (EPISODE_RETURN_MEAN,): (returns.sum(dim=1), "mean"),
+            (EPISODE_RETURN_MIN,): (returns.sum(dim=1), "min"),
+            (EPISODE_RETURN_MAX,): (returns.sum(dim=1), "max"),
+            (EPISODE_DURATION_SEC_MEAN,): (lengths * self._seconds_per_step, "mean"),
+        }
+        for index, aid in enumerate(AGENT_IDS):
+            per_episode[(EPISODE_AGENT_RETURN_MEAN, aid)] = (returns[:, index], "mean")
+            per_episode[(EPISODE_AGENT_STEPS, aid)] = (lengths, "mean")
+        for module_id, agents in self.module_agents.items():
+            per_episode[(EPISODE_MODULE_RETURN_MEAN, module_id)] = (returns[:, agents].sum(dim=1), "mean")
+        for key, (values, reduce) in per_episode.items():
+            for value in values.tolist():
+                self.metrics.log_value(key, value, reduce=reduce, window=window)
+        log_mapush_episode_metrics(self.metrics, stats, window=window)
 
     def get_metrics(self) -> dict:
         return self.metrics.reduce()
