@@ -1,15 +1,20 @@
 """Task metrics and live settings in every training result (and so in TensorBoard).
 
-- `env_runners/mapush/<metric>`: success rate, finish time, collaboration degree, freeloading index,
-  per-agent engagement, contact share and return, and per-agent sum of every reward term
-  (`mapush_rllib.metrics.episode_values`), averaged per episode over the last episodes. The batched
-  runner logs them itself; with the stock runner `on_episode_end` does.
+- `env_runners/mapush/<metric>`: success rate, exception rate, finish time, collaboration degree,
+  freeloading index, per-agent engagement, contact share and return, and the per-agent episode sum of every
+  reward term (`mapush_rllib.metrics.episode_values`), over the last `metrics_window_episodes` episodes
+  each env runner finished (averaged over runners). A rolling window, not "episodes of this iteration":
+  20 s episodes that start together end together, so most iterations finish no episode at all.
+  `env_runners/mapush/window_episodes` says how many episodes the window holds.
+  The batched runner keeps its window itself; with the stock runner `MAPushCallbacks` does.
 - `live_settings/<module>/{entropy_coeff,lr}` and `live_settings/reward_scales/<agent>/<term>`: the
-  values the learners and envs actually used in this iteration, read back from them.
+  values the learners and envs actually hold after the iteration, read back from them.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from typing import Any
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
@@ -18,29 +23,49 @@ from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 from mapush_rllib.metrics import EpisodeStats, episode_values
 
 METRICS_KEY = "mapush"
+#: Value of a metric when no episode in the window counts for it (as `metrics.summarize`).
+EMPTY_VALUE = {"collaboration_degree": 0.0, "freeloading_index": 0.0}
 
 
-def log_mapush_episode_metrics(metrics: MetricsLogger, stats: EpisodeStats, window: int) -> None:
-    """Log every finished episode's task metrics, one value per episode, under `mapush/`."""
-    values = {key: value.double().cpu().tolist() for key, value in episode_values(stats).items()}
-    for key, per_episode in values.items():
-        for value in per_episode:
-            metrics.log_value((METRICS_KEY, *key.split("/")), value, reduce="mean", window=window)
+class EpisodeWindow:
+    """Task metrics of the last `size` episodes one env runner finished."""
 
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: dict[str, deque[float]] = {}
 
-def metrics_window(config: Any) -> int:
-    """Episodes per env runner in the smoothing window, as RLlib splits it over runners."""
-    return max(1, -(-config.metrics_num_episodes_for_smoothing // (config.num_env_runners or 1)))
+    def add(self, stats: EpisodeStats) -> None:
+        for key, per_episode in episode_values(stats).items():
+            self.values.setdefault(key, deque(maxlen=self.size)).extend(per_episode.double().cpu().tolist())
+
+    def log(self, metrics: MetricsLogger) -> None:
+        """One value per metric (its NaN-ignoring window mean) into the runner's metrics."""
+        if not self.values:
+            return
+        for key, window in self.values.items():
+            counted = [value for value in window if not math.isnan(value)]
+            mean = sum(counted) / len(counted) if counted else EMPTY_VALUE.get(key, math.nan)
+            metrics.log_value((METRICS_KEY, *key.split("/")), mean, reduce="mean", window=1)
+        metrics.log_value((METRICS_KEY, "window_episodes"), len(window), reduce="mean", window=1)
 
 
 class MAPushCallbacks(RLlibCallback):
     """Task metrics for the stock runner's episodes, and live settings in every result."""
 
-    def on_episode_end(self, *, env_runner: Any, metrics_logger: MetricsLogger, env: Any, env_index: int,
-                       **kwargs: Any) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.window: EpisodeWindow | None = None
+
+    def on_episode_end(self, *, env_runner: Any, env: Any, env_index: int, **kwargs: Any) -> None:
         stats = env.envs[env_index].unwrapped.last_episode
         if stats is not None:
-            log_mapush_episode_metrics(metrics_logger, stats, metrics_window(env_runner.config))
+            if self.window is None:
+                self.window = EpisodeWindow(env_runner.config.metrics_num_episodes_for_smoothing)
+            self.window.add(stats)
+
+    def on_sample_end(self, *, metrics_logger: MetricsLogger, **kwargs: Any) -> None:
+        if self.window is not None:
+            self.window.log(metrics_logger)
 
     def on_train_result(self, *, algorithm: Any, result: dict, **kwargs: Any) -> None:
         from mapush_rllib.live_settings import read_live_settings

@@ -12,7 +12,7 @@ Learner, checkpoints and Tune therefore work unchanged.
 Supported: the default connector pipelines (no custom env-to-module / module-to-env connectors), a
 static agent-to-module mapping, sampling by timesteps (`num_episodes` is not supported; use
 `mapush_rllib.evaluate` for evaluation). Per-episode callbacks (`on_episode_start/step/end`) are not
-fired; `on_sample_end` is. MAPush episode metrics go into the results under `env_runners/mapush/`.
+fired; `on_sample_end` is. Task metrics go into the results under `env_runners/mapush/` (`callbacks.py`).
 
 Env ids: runner k owns global env ids k*N .. k*N+N-1 (the local runner, k = 0, samples only when there
 are no remote runners), so runners play distinct, reproducible episodes.
@@ -62,7 +62,7 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
-from mapush_rllib.callbacks import log_mapush_episode_metrics, metrics_window
+from mapush_rllib.callbacks import EpisodeWindow
 from mapush_rllib.env import AGENT_IDS, action_space, agent_observations, make_vec_env, observation_space
 from mapush_rllib.metrics import EpisodeStats
 from mapush_rllib.sim.vec_env import MAPushVecEnv
@@ -110,6 +110,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         self.module_agents: dict[str, list[int]] = defaultdict(list)
         for index, aid in enumerate(AGENT_IDS):
             self.module_agents[self.agent_modules[aid]].append(index)
+        self._window = EpisodeWindow(self.config.metrics_num_episodes_for_smoothing)
         self._fresh = True  # the simulator holds new, not yet stepped episodes in every env
         self._previous: Rollout | None = None  # the last rollout, for the lookback of continuing chunks
         self._episode_ids: list[str] = []
@@ -379,11 +380,15 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
                 (NUM_MODULE_STEPS_SAMPLED_LIFETIME, module_id), env_steps * len(agents), reduce="lifetime_sum"
             )
         if not finished:
+            self._window.log(self.metrics)
             return
         stats = EpisodeStats.cat(finished).to("cpu")
+        self._window.add(stats)
+        self._window.log(self.metrics)
         self.metrics.log_value(NUM_EPISODES, len(stats), reduce="sum")
         self.metrics.log_value(NUM_EPISODES_LIFETIME, len(stats), reduce="lifetime_sum")
-        window = metrics_window(self.config)
+        # RLlib's smoothing window per runner, as MultiAgentEnvRunner._log_episode_metrics splits it
+        window = max(1, -(-self.config.metrics_num_episodes_for_smoothing // (self.config.num_env_runners or 1)))
         returns = stats.returns.double()  # (n, A)
         lengths = stats.length_steps.double()
         per_episode = {  # RLlib's episode metrics (MultiAgentEnvRunner._log_episode_metrics), one value per episode
@@ -403,7 +408,6 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         for key, (values, reduce) in per_episode.items():
             for value in values.tolist():
                 self.metrics.log_value(key, value, reduce=reduce, window=window)
-        log_mapush_episode_metrics(self.metrics, stats, window=window)
 
     def get_metrics(self) -> dict:
         return self.metrics.reduce()

@@ -16,11 +16,10 @@ coefficient and learning rate (`per_module`), or with `share_policy` one `shared
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 import gymnasium as gym
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -85,17 +84,21 @@ class TrainingConfig(StrictModel):
     per_module: dict[str, ModuleOverrides] = Field(
         default_factory=dict, description="per-policy overrides, e.g. {policy_1: {entropy_coeff: 0.02}}"
     )
-    metrics_window_episodes: int = Field(200, gt=0, description="episodes averaged in episode metrics")
+    metrics_window_episodes: int = Field(
+        500, gt=0, description="episodes (per env runner) averaged in the task metrics and RLlib's episode metrics"
+    )
 
-    @model_validator(mode="after")
-    def _known_policies(self) -> TrainingConfig:
-        unknown = sorted(set(self.per_module) - set(self.policy_ids))
+    @field_validator("per_module")
+    @classmethod
+    def _known_policies(cls, per_module: dict[str, ModuleOverrides], info: ValidationInfo) -> dict:
+        share_policy = info.data.get("share_policy", False)
+        valid = (SHARED_POLICY_ID,) if share_policy else SEPARATE_POLICY_IDS
+        unknown = sorted(set(per_module) - set(valid))
         if unknown:
             raise ValueError(
-                f"per_module: unknown policy id(s) {unknown}; with share_policy={self.share_policy} "
-                f"the policies are {list(self.policy_ids)}"
+                f"unknown policy id(s) {unknown}; with share_policy={share_policy} the policies are {list(valid)}"
             )
-        return self
+        return per_module
 
     @property
     def policy_ids(self) -> tuple[str, ...]:
@@ -251,5 +254,3 @@ def policy_mapping(config: PPOConfig) -> dict[str, str]:
     """agent id -> module id, as the config maps them (static per agent)."""
     return {agent_id: config.policy_mapping_fn(agent_id, None) for agent_id in AGENT_IDS}
 
-
-PolicyMappingFn = Callable[..., str]

@@ -1,0 +1,131 @@
+"""MAPushPPO on a real local Ray: remote batched runners, live settings, env state in checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+import torch
+
+from mapush_rllib.algorithm import MAPushPPO
+from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig
+from mapush_rllib.live_settings import apply_live_settings, read_env_reward_scales, read_live_settings
+from mapush_rllib.training import TrainingConfig, build_ppo_config
+
+pytestmark = pytest.mark.ray
+
+NUM_ENVS = 8
+
+
+class CountingSchedule:
+    """A minimal TaskSchedule with state: counts finished episodes per env, never changes the task."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.episodes = torch.zeros(num_envs, dtype=torch.long)
+
+    def episode_end(self, env_ids: torch.Tensor, success: torch.Tensor) -> None:
+        self.episodes[env_ids] += 1
+
+    def task_params(self, env_ids: torch.Tensor) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {"episodes": self.episodes.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.episodes.copy_(state["episodes"])
+
+
+def counting_schedule(env_config: dict, num_envs: int, env_id_offset: int) -> CountingSchedule:
+    return CountingSchedule(num_envs)
+
+
+def schedule_counts(algo) -> list:
+    def counts(env_runner):
+        return None if env_runner.vec_env is None else env_runner.vec_env.task_schedule.episodes.tolist()
+
+    return algo.env_runner_group.foreach_env_runner(counts, local_env_runner=True)
+
+
+@pytest.fixture(scope="module")
+def algo():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    config = build_ppo_config(
+        TrainingConfig(num_env_runners=1, rollout_steps=20, num_epochs=1, num_minibatches=1),
+        SimConfig(num_envs=NUM_ENVS, num_threads=1),
+        TaskConfig(episode_length_s=0.2),  # 10-step episodes: several finish per iteration
+        RewardConfig(),
+        seed=2,
+        task_schedule_factory=counting_schedule,
+    ).env_runners(num_cpus_per_env_runner=0.5).resources(num_cpus_for_main_process=0.5).learners(num_cpus_per_learner=0.5)
+    algorithm = config.build_algo()
+    yield algorithm
+    algorithm.stop()
+    ray.shutdown()
+
+
+def test_remote_batched_runner_trains_and_reports_task_metrics(algo) -> None:
+    before = {mid: {k: v.clone() for k, v in m.state_dict().items()} for mid, m in algo.learner_group._learner.module.items()}
+    result = algo.train()
+    result = algo.train()
+    # The remote runner (index 1) owns global env ids N..2N-1; the local runner has no envs.
+    ids = algo.env_runner_group.foreach_env_runner(
+        lambda r: None if r.vec_env is None else r.vec_env.env_ids.tolist(), local_env_runner=True
+    )
+    assert ids == [None, list(range(NUM_ENVS, 2 * NUM_ENVS))]
+    metrics = result["env_runners"]
+    assert metrics["num_env_steps_sampled"] == 20 * NUM_ENVS
+    assert metrics["mapush"]["window_episodes"] >= NUM_ENVS
+    assert 0.0 <= metrics["mapush"]["success_rate"] <= 1.0
+    assert set(metrics["mapush"]["engagement"]) == {"agent_0", "agent_1"}
+    assert set(result["learners"]) >= {"policy_0", "policy_1"}
+    modules = algo.learner_group._learner.module
+    for module_id, module in modules.items():
+        assert any(not torch.equal(before[module_id][k], v) for k, v in module.state_dict().items()), module_id
+    assert not torch.equal(modules["policy_0"].actor[0].weight, modules["policy_1"].actor[0].weight)
+    # The remote runner acts with the learner's (inference-only) weights.
+    remote = algo.env_runner_group.foreach_env_runner(
+        lambda r: r.module["policy_1"].actor[0].weight.clone(), local_env_runner=False
+    )[0]
+    assert torch.equal(remote, modules["policy_1"].actor[0].weight.detach())
+
+
+def test_live_settings_reach_learners_and_every_env(algo) -> None:
+    apply_live_settings(algo, reward_scales={"agent_1": {"ocb": 0.02}}, entropy_coeff={"policy_1": 0.05}, lr=2e-4)
+    live = read_live_settings(algo)
+    assert live["policy_1"] == {"entropy_coeff": pytest.approx(0.05), "lr": pytest.approx(2e-4)}
+    assert live["policy_0"]["entropy_coeff"] == pytest.approx(0.01)
+    assert live["reward_scales"]["agent_1"]["ocb"] == pytest.approx(0.02)
+    assert live["reward_scales"]["agent_0"]["ocb"] == pytest.approx(0.004)
+    assert [table["agent_1"]["ocb"] for table in read_env_reward_scales(algo)] == [pytest.approx(0.02)]
+    result = algo.train()
+    assert result["learners"]["policy_1"]["curr_entropy_coeff"] == pytest.approx(0.05)
+    assert result["learners"]["policy_0"]["curr_entropy_coeff"] == pytest.approx(0.01)
+    assert result["learners"]["policy_0"]["default_optimizer_learning_rate"] == pytest.approx(2e-4)
+    assert result["live_settings"]["reward_scales"]["agent_1"]["ocb"] == pytest.approx(0.02)
+    # A rebuilt env keeps the new scales (the env config was updated too).
+    algo.env_runner_group.foreach_env_runner(lambda r: r.make_env(), local_env_runner=False)
+    assert [table["agent_1"]["ocb"] for table in read_env_reward_scales(algo)] == [pytest.approx(0.02)]
+    with pytest.raises(ValueError, match="policy_9"):
+        apply_live_settings(algo, entropy_coeff={"policy_9": 0.1})
+    with pytest.raises(ValueError, match="ocbb"):
+        apply_live_settings(algo, reward_scales={"ocbb": 1.0})
+    assert read_live_settings(algo)["policy_1"]["entropy_coeff"] == pytest.approx(0.05)
+
+
+def test_checkpoint_carries_the_task_schedule_state(algo, tmp_path) -> None:
+    algo.train()
+    saved_counts = schedule_counts(algo)
+    assert saved_counts[0] is None and sum(saved_counts[1]) > 0
+    path = algo.save_to_path(tmp_path / "checkpoint")
+    algo.train()
+    assert schedule_counts(algo) != saved_counts
+
+    restored = MAPushPPO.from_checkpoint(path)
+    try:
+        assert schedule_counts(restored) == saved_counts
+        weights = restored.learner_group._learner.module["policy_0"].actor[0].weight
+        algo.restore_from_path(path)
+        assert schedule_counts(algo) == saved_counts
+        assert torch.equal(weights, algo.learner_group._learner.module["policy_0"].actor[0].weight)
+    finally:
+        restored.stop()
