@@ -46,6 +46,17 @@ class EpisodeStats:
         return int(self.env_ids.shape[0])
 
     @classmethod
+    def empty(cls, num_agents: int, num_terms: int) -> EpisodeStats:
+        """Stats of no episodes (keeps shapes, so derived tables have all their columns)."""
+        none, bools = torch.zeros(0), torch.zeros(0, dtype=torch.bool)
+        return cls(
+            env_ids=torch.zeros(0, dtype=torch.long), success=bools, exception=bools, timeout=bools,
+            length_steps=torch.zeros(0, dtype=torch.long), finish_time_s=none, collaboration_steps=none,
+            engaged_steps=torch.zeros(0, num_agents), contact_impulse=torch.zeros(0, num_agents),
+            term_sums=torch.zeros(0, num_agents, num_terms), initial_distance_m=none, box_size_m=none,
+        )
+
+    @classmethod
     def cat(cls, parts: list[EpisodeStats]) -> EpisodeStats:
         return cls(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 
