@@ -95,6 +95,8 @@ class Rollout:
     extras: dict[str, np.ndarray]  # (N, A, T, ...) model outputs stored in the episodes
     terminated: np.ndarray  # (N, T) bool
     truncated: np.ndarray  # (N, T) bool
+    chunk_start_t: np.ndarray  # (N,) step of its episode at which each env's first chunk starts
+    seconds_per_step: float  # wall time per step of the whole batch
 
 
 class BatchedEnvRunner(MultiAgentEnvRunner):
@@ -111,6 +113,9 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         for index, aid in enumerate(AGENT_IDS):
             self.module_agents[self.agent_modules[aid]].append(index)
         self._window = EpisodeWindow(self.config.metrics_num_episodes_for_smoothing)
+        space = action_space()
+        self._action_low = torch.as_tensor(space.low, device=self._device)
+        self._action_high = torch.as_tensor(space.high, device=self._device)
         self._fresh = True  # the simulator holds new, not yet stepped episodes in every env
         self._previous: Rollout | None = None  # the last rollout, for the lookback of continuing chunks
         self._episode_ids: list[str] = []
@@ -168,7 +173,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
                 self._start_new_episodes()
             rollout, finished = self._rollout(num_steps, explore, random_actions)
             episodes = self._episodes(rollout)
-            self._log_sample_metrics(num_steps, finished)
+            self._log_sample_metrics(rollout, finished)
             self._previous = rollout
             make_callback(
                 "on_sample_end",
@@ -191,16 +196,13 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         """Step every env `num_steps` times, recording into (T, N, A, ...) tensors."""
         env, T, N, A = self.vec_env, num_steps, self.num_envs, len(AGENT_IDS)
         central = bool(self.config.env_config.get("central_critic", False))
-        device = self._device or torch.device("cpu")
-        space = action_space()
-        self._action_low = torch.as_tensor(space.low, device=device)
-        self._action_high = torch.as_tensor(space.high, device=device)
+        device = self._device
         self.module.foreach_module(lambda module_id, module: module.eval())
         obs = agent_observations(env.obs, env.state, central).to(device)
-        self._chunk_start_t = env.step_count.cpu().numpy().copy()  # episode step at which each chunk starts
+        chunk_start_t = env.step_count.cpu().numpy().copy()
         obs_buf = torch.empty((T, *obs.shape), device=device)
         last_obs_buf = torch.empty_like(obs_buf)
-        act_buf = torch.empty((T, N, A, space.shape[0]), device=device)
+        act_buf = torch.empty((T, N, A, self._action_low.shape[0]), device=device)
         rew_buf = torch.empty((T, N, A), device=device)
         term_buf = torch.empty((T, N), dtype=torch.bool, device=device)
         trunc_buf = torch.empty_like(term_buf)
@@ -230,7 +232,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
                 finished.append(result.episodes)
             obs = agent_observations(result.next_obs, result.next_state, central).to(device)
         self._fresh = bool(result.done.all())
-        self._seconds_per_step = (time.perf_counter() - started) / T
+        seconds_per_step = (time.perf_counter() - started) / T
 
         def per_env(x: torch.Tensor) -> np.ndarray:  # (T, N, A, ...) -> contiguous (N, A, T, ...)
             return np.ascontiguousarray(x.movedim(0, 2).cpu().numpy())
@@ -242,6 +244,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             obs=per_env(obs_buf), last_obs=per_env(last_obs_buf), actions=per_env(act_buf),
             rewards=per_env(rew_buf).astype(np.float64), extras=extras,
             terminated=term_buf.T.cpu().numpy(), truncated=trunc_buf.T.cpu().numpy(),
+            chunk_start_t=chunk_start_t, seconds_per_step=seconds_per_step,
         )
         return rollout, finished
 
@@ -300,8 +303,8 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             start = 0
             lookback = 0
             if self._previous is not None:  # as much of the episode's past as `cut()` keeps, within the last rollout
-                lookback = min(horizon, int(self._chunk_start_t[i]), self._previous.rewards.shape[2])
-            t_started = int(self._chunk_start_t[i])
+                lookback = min(horizon, int(rollout.chunk_start_t[i]), self._previous.rewards.shape[2])
+            t_started = int(rollout.chunk_start_t[i])
             for end in np.flatnonzero(done[i]).tolist():
                 done_chunks.append(((end, i), self._episode(rollout, i, start, end + 1, lookback, t_started)))
                 self._episode_ids[i] = uuid.uuid4().hex
@@ -366,9 +369,9 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
 
     # -------------------------------------------------------------------------------------- metrics
 
-    def _log_sample_metrics(self, num_steps: int, finished: list[EpisodeStats]) -> None:
+    def _log_sample_metrics(self, rollout: Rollout, finished: list[EpisodeStats]) -> None:
         """RLlib's step/episode counters and episode metrics, and the MAPush metrics, logged in bulk."""
-        env_steps = num_steps * self.num_envs
+        env_steps = rollout.rewards.shape[2] * self.num_envs
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, env_steps, reduce="sum")
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED_LIFETIME, env_steps, reduce="lifetime_sum", with_throughput=True)
         for aid, module_id in self.agent_modules.items():
@@ -398,7 +401,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             (EPISODE_RETURN_MEAN,): (returns.sum(dim=1), "mean"),
             (EPISODE_RETURN_MIN,): (returns.sum(dim=1), "min"),
             (EPISODE_RETURN_MAX,): (returns.sum(dim=1), "max"),
-            (EPISODE_DURATION_SEC_MEAN,): (lengths * self._seconds_per_step, "mean"),
+            (EPISODE_DURATION_SEC_MEAN,): (lengths * rollout.seconds_per_step, "mean"),
         }
         for index, aid in enumerate(AGENT_IDS):
             per_episode[(EPISODE_AGENT_RETURN_MEAN, aid)] = (returns[:, index], "mean")
