@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mapush_rllib.config import NUM_AGENTS, PhysicsConfig, TaskConfig
+from mapush_rllib.config import NUM_AGENTS, PhysicsConfig, TaskConfig, box_mass_following_size_kg
 
 #: Settable per-env parameters: name -> number of values per env.
 TASK_PARAM_FIELDS = {"target_distance_m": 2, "box_size_m": 1, "box_mass_kg": 1, "spawn_radius_m": 2}
@@ -109,7 +109,7 @@ class TaskParams:
             except RuntimeError:
                 raise TaskParamError(f"{name}: expected shape {shape} (or broadcastable), got {tuple(tensor.shape)}")
         if "box_size_m" in new and "box_mass_kg" not in new and self.mass_follows_size:
-            new["box_mass_kg"] = 4.0 * (new["box_size_m"] / 1.2) ** 2
+            new["box_mass_kg"] = box_mass_following_size_kg(new["box_size_m"])
         old = {name: getattr(self, name)[env_ids].clone() for name in new}
         for name, tensor in new.items():
             getattr(self, name)[env_ids] = tensor
