@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mapush_rllib.config import Range, StrictModel, box_mass_following_size_kg, check_range
 from mapush_rllib.sim.task_params import MAX_BOX_SIZE_M
@@ -123,26 +123,41 @@ class CurriculumConfig(StrictModel):
         ),
     )
 
+    @field_validator("initial_level_max")
+    @classmethod
+    def _initial_level_exists(cls, value: int, info: ValidationInfo) -> int:
+        levels, num_levels = info.data.get("levels"), info.data.get("num_levels")
+        count = len(levels) if levels is not None else num_levels
+        if count is not None and value >= count:
+            raise ValueError(f"{value} is not a level; the table has levels 0..{count - 1}")
+        return value
+
+    @field_validator("min_episodes")
+    @classmethod
+    def _fits_window(cls, value: int, info: ValidationInfo) -> int:
+        window = info.data.get("window_episodes")
+        if window is not None and value > window:
+            raise ValueError(f"{value} exceeds window_episodes {window}; the window can never hold that many outcomes")
+        return value
+
+    @field_validator("demote_success_rate")
+    @classmethod
+    def _below_promote(cls, value: float, info: ValidationInfo) -> float:
+        promote = info.data.get("promote_success_rate")
+        if promote is not None and value >= promote:
+            raise ValueError(
+                f"{value} must be below promote_success_rate {promote} (the gap between them is the hysteresis band)"
+            )
+        return value
+
     @model_validator(mode="after")
-    def _consistent(self) -> CurriculumConfig:
-        generated = {"start", "end", "num_levels"} & self.model_fields_set
+    def _one_table(self) -> CurriculumConfig:
+        # Compared with the defaults, not with the fields set, so a dumped config validates again.
+        defaults = {name: CurriculumConfig.model_fields[name].get_default(call_default_factory=True)
+                    for name in ("start", "end", "num_levels")}
+        generated = [name for name, default in defaults.items() if getattr(self, name) != default]
         if self.levels is not None and generated:
-            raise ValueError(f"levels: give either levels or {sorted(generated)}, not both")
-        if self.demote_success_rate >= self.promote_success_rate:
-            raise ValueError(
-                f"demote_success_rate: {self.demote_success_rate} must be below promote_success_rate "
-                f"{self.promote_success_rate} (the gap between them is the hysteresis band)"
-            )
-        if self.min_episodes > self.window_episodes:
-            raise ValueError(
-                f"min_episodes: {self.min_episodes} exceeds window_episodes {self.window_episodes}; "
-                "the window can never hold that many outcomes"
-            )
-        if self.initial_level_max >= self.level_count:
-            raise ValueError(
-                f"initial_level_max: {self.initial_level_max} is not a level; the table has levels "
-                f"0..{self.level_count - 1}"
-            )
+            raise ValueError(f"levels: give either levels or {generated}, not both")
         if self.levels is not None:
             check_level_order([level_key(level) for level in self.levels], "levels")
         elif self.end is not None:
@@ -154,8 +169,10 @@ class CurriculumConfig(StrictModel):
         return len(self.levels) if self.levels is not None else self.num_levels
 
 
-#: What makes a level harder, in the order they are compared: none of these may decrease from one level to the next.
-DIFFICULTY_FIELDS = ("target_distance_m[0]", "target_distance_m[1]", "box_size_m", "box_mass_kg")
+#: What makes a level harder, as (field, which value): none of these may decrease from one level to the next.
+DIFFICULTY_FIELDS = (
+    ("target_distance_m", "low "), ("target_distance_m", "high "), ("box_size_m", ""), ("box_mass_kg", ""),
+)
 
 
 def level_key(level: LevelConfig) -> tuple[float, float, float, float]:
@@ -165,12 +182,15 @@ def level_key(level: LevelConfig) -> tuple[float, float, float, float]:
 
 
 def check_level_order(keys: list[tuple[float, ...]], prefix: str, names: list[str] | None = None) -> None:
-    """Raise ValueError naming the first level that is easier than the one before it in some field."""
-    names = names or [f"{prefix}[{i}]" for i in range(len(keys))]
+    """Raise ValueError naming the first level that is easier than the one before it in some field.
+
+    Levels are named `names[i]`, or `<prefix>.<i>` (pydantic's path notation, e.g. `levels.2`).
+    """
+    names = names or [f"{prefix}.{i}" for i in range(len(keys))]
     for i in range(1, len(keys)):
-        for field, before, now in zip(DIFFICULTY_FIELDS, keys[i - 1], keys[i]):
+        for (field, which), before, now in zip(DIFFICULTY_FIELDS, keys[i - 1], keys[i]):
             if now < before:
                 raise ValueError(
-                    f"{names[i]}.{field}: {now:g} is below {names[i - 1]}'s {before:g}; each level must be no "
-                    "easier than the one before it (target distance, box size and mass never decrease)"
+                    f"{names[i]}.{field}: {which}{now:g} is below {names[i - 1]}'s {before:g}; each level must be "
+                    "no easier than the one before it (target distance, box size and mass never decrease)"
                 )

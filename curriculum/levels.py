@@ -70,7 +70,7 @@ def build_level_table(config: CurriculumConfig, task: TaskConfig, physics: Physi
     """Resolve the config's levels against the task and physics config, and check them.
 
     Raises:
-        CurriculumConfigError: one line naming the field, e.g. `curriculum.levels[2].spawn_radius_m: ...`.
+        CurriculumConfigError: one line naming the field, e.g. `curriculum.levels.2.spawn_radius_m: ...`.
     """
     full = _resolve(LevelConfig(
         target_distance_m=task.target_distance_m,
@@ -80,7 +80,7 @@ def build_level_table(config: CurriculumConfig, task: TaskConfig, physics: Physi
     ), task)
     if config.levels is not None:
         rows = [_resolve(level, task) for level in config.levels]
-        names = [f"curriculum.levels[{i}]" for i in range(len(rows))]
+        names = [f"curriculum.levels.{i}" for i in range(len(rows))]
     else:
         start = _resolve(config.start, task)
         end = full if config.end is None else _resolve(config.end, task)
