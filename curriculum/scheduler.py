@@ -116,7 +116,12 @@ class CurriculumScheduler:
     # ---------------------------------------------------------------------------------- TaskSchedule
 
     def episode_end(self, env_ids: torch.Tensor, success: torch.Tensor) -> None:
-        """Record the outcomes of the episodes that just ended, (n,) env ids and (n,) bool; move levels."""
+        """Record the outcomes of the episodes that just ended and move levels.
+
+        Args:
+            env_ids: (n,) local env ids, each at most once (the envs that are being reset).
+            success: (n,) bool outcome of each env's episode.
+        """
         ids = torch.as_tensor(env_ids, dtype=torch.long, device=self.device)
         success = torch.as_tensor(success, dtype=torch.bool, device=self.device)
         # With the curriculum off every env plays the full task; only the eval slice's outcomes are scored, so
@@ -189,7 +194,11 @@ class CurriculumScheduler:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from `state_dict()`. Raises CurriculumStateError, changing nothing, if it does not fit."""
+        """Continue from `state_dict()`. Raises CurriculumStateError, changing nothing, if it does not fit.
+
+        The env's running episodes were started before the load, with other tasks: reset the env after
+        loading (`MAPushVecEnv.reset()`), so every episode plays what the restored state says it plays.
+        """
         if state.get("format") != STATE_FORMAT:
             raise CurriculumStateError(f"not a curriculum state of format {STATE_FORMAT!r} (got {state.get('format')!r})")
         for key in ("num_envs", "env_id_offset"):
@@ -253,7 +262,7 @@ class CurriculumScheduler:
         Outcomes with `counted` False are dropped. Outcomes of one row keep their order in the batch.
         """
         R, S = self.num_levels + 1, self.config.stats_window_episodes
-        onehot = torch.nn.functional.one_hot(rows, R) * counted[:, None]  # (n, R)
+        onehot = ((rows[:, None] == torch.arange(R, device=rows.device)) & counted[:, None]).long()  # (n, R)
         added = onehot.sum(dim=0)  # (R,)
         rank = (onehot.cumsum(dim=0) * onehot).sum(dim=1) - 1  # (n,) order among counted outcomes of a row
         # Only a row's last S outcomes of this call fit its ring; the others, and the uncounted, go to the
