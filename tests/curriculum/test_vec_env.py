@@ -73,3 +73,26 @@ def test_levels_drive_the_task_params_and_the_simulated_box():
     assert scored == total  # every episode the env reported was recorded once, at the level it was played
     assert metrics["curriculum/promotions"] >= 12 and metrics["curriculum/level_mean"] == 2.0
     assert metrics["curriculum/full_task_episodes"] >= 2
+
+
+def test_restored_state_drives_a_fresh_env_after_its_reset():
+    """The restore recipe for a new process or a recreated env runner: build, load the state, reset the env."""
+    sim = SimConfig(num_envs=NUM_ENVS, num_threads=1)
+    scheduler = CurriculumScheduler(CONFIG, TaskConfig(), sim.physics, num_envs=NUM_ENVS, seed=0)
+    env = MAPushVecEnv(sim, TaskConfig(), num_envs=NUM_ENVS, seed=0, task_schedule=scheduler)
+    policy = ScriptedPushPolicy()
+    while int(scheduler.promotions) < 3:
+        env.step(policy(env.obs, env.episode_box_size))
+    state = scheduler.state_dict()
+
+    fresh = CurriculumScheduler(CONFIG, TaskConfig(), sim.physics, num_envs=NUM_ENVS, seed=0)
+    new_env = MAPushVecEnv(sim, TaskConfig(), num_envs=NUM_ENVS, seed=0, task_schedule=fresh)
+    assert torch.allclose(new_env.episode_box_size[0], SIZES[0])  # built at level 0
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.levels, scheduler.levels) and torch.equal(fresh.window, scheduler.window)
+    new_env.reset()
+    row_sizes = torch.cat([SIZES, torch.tensor([1.2])])  # levels 0-2 (top_level: stay), then the full task
+    rows = torch.where(scheduler.levels >= 0, scheduler.levels, 3)  # the eval slice (level -1) runs the full task
+    assert torch.allclose(new_env.episode_box_size, row_sizes[rows])
+    assert torch.allclose(physical_box(new_env)[0], new_env.episode_box_size)
+    assert (fresh.levels > 0).any()
