@@ -200,7 +200,9 @@ class CurriculumScheduler:
         loading (`MAPushVecEnv.reset()`), so every episode plays what the restored state says it plays.
         """
         if state.get("format") != STATE_FORMAT:
-            raise CurriculumStateError(f"not a curriculum state of format {STATE_FORMAT!r} (got {state.get('format')!r})")
+            raise CurriculumStateError(
+                f"not a curriculum state of format {STATE_FORMAT!r} (got {state.get('format')!r})"
+            )
         for key in ("num_envs", "env_id_offset"):
             if state[key] != getattr(self, key):
                 raise CurriculumStateError(

@@ -24,7 +24,8 @@ def drive(scheduler, steps, generator):
     """Random batches of episode ends, like an env's auto-resets. Returns every task handed out."""
     handed_out = []
     for _ in range(steps):
-        ids = torch.randperm(scheduler.num_envs, generator=generator)[: int(torch.randint(1, 6, (1,), generator=generator))]
+        n = int(torch.randint(1, 6, (1,), generator=generator))
+        ids = torch.randperm(scheduler.num_envs, generator=generator)[:n]
         success = torch.rand(len(ids), generator=generator) < 0.55
         scheduler.episode_end(ids, success)
         handed_out.append(scheduler.task_params(ids))
