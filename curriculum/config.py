@@ -164,10 +164,6 @@ class CurriculumConfig(StrictModel):
             check_level_order([level_key(self.start), level_key(self.end)], "", names=["start", "end"])
         return self
 
-    @property
-    def level_count(self) -> int:
-        return len(self.levels) if self.levels is not None else self.num_levels
-
 
 #: What makes a level harder, as (field, which value): none of these may decrease from one level to the next.
 DIFFICULTY_FIELDS = (

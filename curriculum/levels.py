@@ -56,14 +56,19 @@ class LevelTable:
 
     def describe(self) -> list[str]:
         """One line per row, for logs."""
-        lines = []
-        for row, values in enumerate(self.as_tensor().tolist()):
-            name = "full task" if row == self.full_task_row else f"level {row}"
-            lines.append(
-                f"{name}: target {values[0]:.2f}-{values[1]:.2f} m, box {values[2]:.2f} m / {values[3]:.2f} kg, "
-                f"spawn {values[4]:.2f}-{values[5]:.2f} m"
-            )
-        return lines
+        return describe_rows(self.as_tensor())
+
+
+def describe_rows(table: torch.Tensor) -> list[str]:
+    """Lines for an (R, 6) `LevelTable.as_tensor()`, e.g. one read from a checkpoint."""
+    lines = []
+    for row, values in enumerate(table.tolist()):
+        name = "full task" if row == len(table) - 1 else f"level {row}"
+        lines.append(
+            f"{name}: target {values[0]:.2f}-{values[1]:.2f} m, box {values[2]:.2f} m / {values[3]:.2f} kg, "
+            f"spawn {values[4]:.2f}-{values[5]:.2f} m"
+        )
+    return lines
 
 
 def build_level_table(config: CurriculumConfig, task: TaskConfig, physics: PhysicsConfig) -> LevelTable:

@@ -36,7 +36,7 @@ from mapush_rllib.sim import rng
 
 from curriculum.config import CurriculumConfig
 from curriculum.learnability import level_probabilities, sample_levels
-from curriculum.levels import build_level_table
+from curriculum.levels import build_level_table, describe_rows
 from curriculum.metrics import CurriculumStats
 from curriculum.threshold import next_levels
 
@@ -214,7 +214,7 @@ class CurriculumScheduler:
             raise CurriculumStateError(
                 "level_table: the curriculum levels (or the task config) changed since the state was saved, so "
                 "the saved levels would mean other tasks. Saved:\n  "
-                + "\n  ".join(_describe_rows(saved_table)) + "\nnow:\n  " + "\n  ".join(self.table.describe())
+                + "\n  ".join(describe_rows(saved_table)) + "\nnow:\n  " + "\n  ".join(self.table.describe())
             )
         for name in STATE_TENSORS:
             mine = getattr(self, name)
@@ -275,10 +275,3 @@ class CurriculumScheduler:
         self.outcomes[:, S] = False
         self.outcomes_next.add_(added).remainder_(S)
         self.outcomes_count.add_(added).clamp_(max=S)
-
-
-def _describe_rows(table: torch.Tensor) -> list[str]:
-    return [
-        f"row {row}: target {v[0]:.2f}-{v[1]:.2f} m, box {v[2]:.2f} m / {v[3]:.2f} kg, spawn {v[4]:.2f}-{v[5]:.2f} m"
-        for row, v in enumerate(table.tolist())
-    ]
