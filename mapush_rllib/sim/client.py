@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,6 +81,7 @@ class ServerBackend(PhysicsBackend):
 
         self.shm = shared_memory.SharedMemory(create=True, size=ipc.shared_block_bytes(num_envs, NUM_AGENTS))
         self.arrays = ipc.map_arrays(self.shm.buf, num_envs, NUM_AGENTS)
+        self._temporary_run_dir = not server.log_dir
         self.run_dir = Path(server.log_dir or tempfile.mkdtemp(prefix="mapush-sim-server-"))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.run_dir / f"simulator-server-{hosted}-{os.getpid()}-{id(self):x}.log"
@@ -141,6 +143,8 @@ class ServerBackend(PhysicsBackend):
                 pass
         self.arrays = {}
         self._finalizer()
+        if self._temporary_run_dir and self._dead is None and self.process.returncode == 0:
+            shutil.rmtree(self.run_dir, ignore_errors=True)  # a clean run leaves nothing behind
 
     # --------------------------------------------------------------------------------------- internals
 
