@@ -28,6 +28,11 @@ REWARD_TERMS = (
 )
 
 
+def box_mass_following_size_kg(box_size_m):
+    """Mass of a box of this footprint at MAPush's areal density (4 kg for the 1.2 m box); floats or tensors."""
+    return 4.0 * (box_size_m / 1.2) ** 2
+
+
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys and wrong types are errors."""
 
@@ -96,7 +101,7 @@ class TaskConfig(StrictModel):
         size = self.box_size_m if box_size_m is None else box_size_m
         if self.box_mass_kg is not None:
             return self.box_mass_kg
-        return 4.0 * (size / 1.2) ** 2
+        return box_mass_following_size_kg(size)
 
 
 class RewardScales(StrictModel):
