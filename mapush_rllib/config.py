@@ -156,7 +156,10 @@ class BoxVariant(StrictModel):
     """One box the Isaac Gym backend builds at start (its GPU pipeline cannot resize or re-weigh an actor later)."""
 
     size_m: float = Field(gt=0, description="side of the square footprint; the height is physics.box_height_m")
-    mass_kg: float = Field(gt=0)
+    mass_kg: float | None = Field(None, gt=0, description="null: follows the area from 4 kg at 1.2 m, as levels do")
+
+    def resolved_mass_kg(self) -> float:
+        return box_mass_following_size_kg(self.size_m) if self.mass_kg is None else self.mass_kg
 
 
 class IsaacGymConfig(StrictModel):
@@ -167,7 +170,7 @@ class IsaacGymConfig(StrictModel):
     headless: bool = True
     seed: int = Field(0, description="MAPush's own seed (its box friction draw at creation, which set_box replaces)")
     box_variants: list[BoxVariant] = Field(
-        default_factory=lambda: [BoxVariant(size_m=1.2, mass_kg=4.0)],
+        default_factory=lambda: [BoxVariant(size_m=1.2)],
         min_length=1,
         description=(
             "every (box_size_m, box_mass_kg) the curriculum may ask for; one box actor per variant and env is "

@@ -49,6 +49,7 @@ def server_request(sim: SimConfig) -> tuple[str, dict[str, Any]]:
     isaacgym = sim.server.isaacgym
     return hosted, {
         **isaacgym.model_dump(mode="json"),
+        "box_variants": [{"size_m": v.size_m, "mass_kg": v.resolved_mass_kg()} for v in isaacgym.box_variants],
         "policy_dt_s": sim.physics.policy_dt_s,
         "box_height_m": sim.physics.box_height_m,
     }

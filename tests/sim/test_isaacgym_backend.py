@@ -219,3 +219,14 @@ def test_python38_server_hosting_the_double_equals_in_process(isaacgym_double):
     finally:
         served.close()
         local.close()
+
+
+def test_pbt_isaacgym_config_validates():
+    import yaml
+
+    from .conftest import ROOT
+
+    raw = yaml.safe_load((ROOT / "configs" / "pbt_isaacgym.yaml").read_text())["simulator"]
+    sim = SimConfig.model_validate(raw)
+    assert sim.backend == "isaacgym"
+    assert [v.resolved_mass_kg() for v in sim.server.isaacgym.box_variants][0] == 4.0
