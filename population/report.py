@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 #: Result keys, in order of preference, for each curve of the report.
-SUCCESS_KEYS = ("curriculum/full_task_success", "env_runners/mapush/success_rate")
+SUCCESS_KEYS = ("curriculum/full_task_success_rate", "env_runners/mapush/success_rate")
 LEVEL_KEYS = ("curriculum/level_mean",)
 FREELOADING_KEYS = ("env_runners/mapush/freeloading_index",)
 SCORE_KEYS = ("pbt/score",)
