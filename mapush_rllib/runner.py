@@ -143,6 +143,11 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             kwargs=dict(env_runner=self, metrics_logger=self.metrics, env=self.env, env_context=env_context),
         )
 
+    def restart_episodes(self) -> None:
+        """Reset every env and begin new episodes at the next sample (e.g. after the task schedule was restored)."""
+        self._fresh = False
+        self._needs_initial_reset = True
+
     # --------------------------------------------------------------------------------------- sample
 
     def sample(

@@ -1,4 +1,4 @@
-"""Train from an experiment file: `python -m population.run CONFIG [--storage DIR] [--dry-run]`.
+"""Train from an experiment file: `python -m population.run CONFIG [--storage DIR] [--set KEY=VALUE] [--dry-run]`.
 
 One Ray Tune trial of `MAPushPPO` (two separate policies by default) on the configured simulator. The
 trial directory under `<storage>/<run.name>/` holds `progress.csv`, `result.json`, TensorBoard event files
@@ -25,10 +25,12 @@ EXIT_TRIAL_FAILED = 1
 def build_algorithm_config(experiment: ExperimentConfig):
     """The PPOConfig of one member: the experiment's sections plus the run's resources."""
     from mapush_rllib.training import build_ppo_config
+    from population.curriculum_hooks import ppo_config_options
 
     resources = experiment.run.resources
     config = build_ppo_config(
-        experiment.training, experiment.simulator, experiment.task, experiment.rewards, seed=experiment.run.seed
+        experiment.training, experiment.simulator, experiment.task, experiment.rewards, seed=experiment.run.seed,
+        **ppo_config_options(experiment.curriculum),
     )
     return (
         config.resources(num_cpus_for_main_process=resources.cpus)
@@ -101,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="experiment YAML (see configs/)")
     parser.add_argument("--storage", help="directory for run outputs (overrides run.storage; default runs/)")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the experiment; do not train")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="override a setting of the file, value in YAML, e.g. --set curriculum.enabled=false (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
-        experiment = load_experiment(args.config, storage=args.storage)
+        experiment = load_experiment(args.config, storage=args.storage, overrides=args.overrides)
         algorithm_config = build_algorithm_config(experiment)
     except (ExperimentConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
