@@ -7,10 +7,11 @@ run would start its curriculum over. Schedules with `state_dict`/`load_state_dic
 - in checkpoints: `get_state` collects `task_schedule.state_dict()` from every env of every env runner
   (keyed by runner index) into `algorithm_state.pkl`; `set_state` hands each runner its part back. That
   covers `save_to_path`/`restore_from_path`, `from_checkpoint`, Tune resume and PBT exploits.
-- across env rebuilds: at the start of every training step the runners report their states (kept in
-  `env_states`); a runner whose simulators were built since it last reported -- a remote runner that RLlib
-  or Ray recreated after a crash, or a `make_env()` call -- gets its last reported state back before it
-  samples. Ray can restart a dead runner actor without RLlib noticing (a call that reaches the new actor
+- across env rebuilds: before and after the sampling of every training step the runners report their
+  states (kept in `env_states`); a runner whose simulators were built since it last reported -- a remote
+  runner that RLlib or Ray recreated after a crash, or a `make_env()` call -- gets its last reported state
+  back before it samples (a runner that dies while sampling loses that iteration's curriculum progress).
+  Ray can restart a dead runner actor without RLlib noticing (a call that reaches the new actor
   succeeds), so this does not rely on `on_env_runners_recreated`.
 
 A runner given a saved state starts new episodes in all its envs at its next sample: the running ones
@@ -117,8 +118,10 @@ class MAPushPPO(PPO):
         super().setup(config)
 
     def training_step(self) -> None:
-        self.sync_env_state()
-        return super().training_step()
+        self.sync_env_state()  # runners rebuilt since the last step get their state back before sampling
+        result = super().training_step()
+        self.sync_env_state()  # the newest states, for a runner that dies before the next step
+        return result
 
     def sync_env_state(self) -> dict[int, RunnerStates]:
         """Collect every runner's task-schedule state; give rebuilt runners their last one back first.
