@@ -134,6 +134,15 @@ def runner_pid(algo, index: int) -> int:
     )[0]
 
 
+def episode_steps(algo) -> dict[int, list[int]]:
+    """Steps into its running episode of every env, per runner."""
+    replies = algo.env_runner_group.foreach_env_runner(
+        lambda r: (r.worker_index, [step for vec_env in runner_vec_envs(r) for step in vec_env.step_count.tolist()]),
+        local_env_runner=True,
+    )
+    return {index: steps for index, steps in replies if steps}
+
+
 def assert_same_state(actual: dict, expected: dict, names=STATE_TENSORS) -> None:
     assert actual["seed"] == expected["seed"]
     for name in names:
@@ -198,9 +207,12 @@ def test_new_process_restores_levels_windows_and_rng_of_every_runner(killed_run,
         curriculum = result["curriculum"]
         assert curriculum["eval_envs"] == 2 and not math.isnan(curriculum["level_mean"])
         assert sum(curriculum["level_hist"].values()) == pytest.approx(1.0)
+        # Every env started a new episode at the restore (one draw), 32 steps ago: 50-step episodes that had
+        # continued from the checkpoint (28 steps in) would have ended and restarted 10 steps ago.
+        assert episode_steps(algo) == {index: [32] * NUM_ENVS for index in RUNNERS}
         after = runner_states(algo)
-        for index in RUNNERS:  # every env started a new episode (one draw) and the counters only grew
-            assert (after[index][0]["draws"] >= saved[index][0]["draws"] + 1).all()
+        for index in RUNNERS:
+            assert torch.equal(after[index][0]["draws"], saved[index][0]["draws"] + 1)
             assert after[index][0]["demotions"] >= saved[index][0]["demotions"]
 
         # A runner actor that Ray restarts without RLlib noticing gets its state back before it samples.
@@ -211,13 +223,13 @@ def test_new_process_restores_levels_windows_and_rng_of_every_runner(killed_run,
         )[0]
         ray.kill(handle, no_restart=False)
 
-        def restarted_pid():
+        def restarted() -> bool:  # ray.kill returns before the actor is gone: wait for another process to answer
             try:
-                return ray.get(handle.apply.remote(lambda r: os.getpid()), timeout=10)
+                return ray.get(handle.apply.remote(lambda r: os.getpid()), timeout=10) != old_pid
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-                return None
+                return False
 
-        assert wait_for(restarted_pid, "the killed runner actor to restart") != old_pid
+        wait_for(restarted, "the killed runner actor to restart")
         fresh = ray.get(handle.apply.remote(lambda r: r.vec_env.task_schedule.state_dict()))
         assert not torch.equal(fresh["draws"], before["draws"])  # a new actor, a new scheduler
         algo.sync_env_state()  # what every training step does first
@@ -234,6 +246,17 @@ def test_new_process_restores_levels_windows_and_rng_of_every_runner(killed_run,
             lambda r: ray.get_runtime_context().current_actor, remote_worker_ids=[1], local_env_runner=False
         )[0]
         ray.kill(handle, no_restart=False)
+
+        def gone() -> bool:  # the old process no longer answers; the restart takes seconds
+            try:
+                ray.get(handle.apply.remote(lambda r: None), timeout=10)
+            except ray.exceptions.RayActorError:
+                return True
+            except ray.exceptions.GetTimeoutError:
+                pass
+            return False
+
+        wait_for(gone, "the killed runner actor to go down")
 
         def trained_until_restored():
             result = algo.train()
@@ -287,3 +310,40 @@ def test_tuner_restore_resumes_the_curriculum_logs_it_and_keeps_training(killed_
     assert CurriculumStats.merge(parts).summary() in output.read_text()
     for row in new_rows:  # kept for the rest of the run (compared as JSON: NaN != NaN)
         assert json.dumps(row["curriculum"]["resumed"]) == json.dumps(resumed)
+
+
+def test_stock_runner_restores_and_restarts_its_episodes(tmp_path, local_ray) -> None:
+    """RLlib's own env runner (one MAPushMultiAgentEnv, so one scheduler, per env): restore and env rebuilds."""
+    experiment = load_experiment(REPO / "configs" / "smoke.yaml", overrides=[
+        "training.runner=stock", "simulator.num_envs=4", "training.num_env_runners=0",
+    ])
+    algo = build_algorithm_config(experiment).build_algo()
+    try:
+        algo.train()
+        algo.train()
+        saved = runner_states(algo)[0]
+        assert len(saved) == 4 and sum(int(state["outcomes_count"].sum()) for state in saved) > 0
+        path = algo.save_to_path(tmp_path / "checkpoint")
+        algo.train()
+        algo.train()  # 64 steps: every env ends an episode (50 steps) and draws its next task
+        assert any(not torch.equal(a["draws"], b["draws"]) for a, b in zip(runner_states(algo)[0], saved))
+
+        algo.restore_from_path(path)
+        for restored, expected in zip(runner_states(algo)[0], saved):
+            assert_same_state(restored, expected)
+        result = algo.train()  # every sub-env starts a new episode first: one more draw each
+        assert result["training_iteration"] == 3
+        assert episode_steps(algo) == {0: [32] * 4}  # (continued episodes would be 64 + 32 - 50 = 46 steps in)
+        for now, expected in zip(runner_states(algo)[0], saved):
+            assert torch.equal(now["draws"], expected["draws"] + 1)
+
+        # Rebuilt envs (make_env) start from scratch; the next training step gives them their state back.
+        before = runner_states(algo)[0]
+        algo.env_runner_group.foreach_env_runner(lambda r: r.make_env(), local_env_runner=True)
+        assert any(not torch.equal(a["draws"], b["draws"]) for a, b in zip(runner_states(algo)[0], before))
+        algo.sync_env_state()
+        for now, expected in zip(runner_states(algo)[0], before):
+            assert_same_state(now, expected)
+        assert algo.train()["curriculum"]["env_runner_restores"] == 1
+    finally:
+        algo.stop()
