@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from mapush_rllib.config import RewardConfig, SimConfig, StrictModel, TaskConfig, format_validation_error
 from mapush_rllib.training import TrainingConfig
+from population.pbt_config import PBTConfig, member_experiment, resolved_mutations
 
 
 class ExperimentConfigError(ValueError):
@@ -69,6 +70,13 @@ class ExperimentConfig(StrictModel):
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    pbt: PBTConfig | None = Field(None, description="population-based training; absent: one member, no PBT")
+
+    @model_validator(mode="after")
+    def _mutations_resolve(self) -> ExperimentConfig:
+        if self.pbt is not None:
+            resolved_mutations(member_experiment(self))  # raises naming pbt.<field> for impossible mutations
+        return self
 
 
 def load_experiment(path: str | Path, *, storage: str | None = None) -> ExperimentConfig:
