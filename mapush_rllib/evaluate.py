@@ -1,0 +1,152 @@
+"""Evaluate a policy with the MAPush calculator protocol, and draw rollouts.
+
+    python -m mapush_rllib.evaluate --policy scripted --num-envs 300 --seed 0 --json
+    python -m mapush_rllib.evaluate --policy random --render random.gif
+    python -m mapush_rllib.evaluate --policy runs/single/ --json      # newest checkpoint of a run
+
+Protocol (MAPush `openrl_ws/test.py` "calculator", spec §4.2): N envs with one seed, a deterministic policy,
+rolled out until every env has finished its *first* episode; metrics over those first episodes. A policy
+is `scripted` (the pushing controller), `random`, or an RLlib checkpoint / run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig, format_validation_error
+from mapush_rllib.metrics import EpisodeStats, summarize
+from mapush_rllib.scripted import RandomPolicy, ScriptedPushPolicy
+from mapush_rllib.sim.vec_env import MAPushVecEnv
+
+#: A policy maps observations (E, A, 8) and box sides (E,) to actions (E, A, 3).
+Policy = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def first_episodes(
+    env: MAPushVecEnv, policy: Policy, *, record_envs: int = 0, progress: bool = False
+) -> tuple[EpisodeStats, np.ndarray | None]:
+    """Roll out until every env finished one episode; return those first episodes' stats.
+
+    Args:
+        record_envs: also return the global state of the first k envs at every step, (T, k, 17), for
+            rendering; an env's rows repeat its terminal state after its first episode ended.
+    """
+    env.reset()
+    finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+    parts, frames = [], []
+    initial = env.state[:record_envs].clone()
+    bar = tqdm(total=env.num_envs, desc="episodes", disable=not progress, file=sys.stderr)
+    with torch.no_grad():
+        for _ in range(env.max_episode_steps):
+            result = env.step(policy(env.obs, env.episode_box_size))
+            if record_envs:
+                last = frames[-1] if frames else initial
+                frames.append(torch.where(finished[:record_envs, None], last, result.state[:record_envs]).cpu())
+            if result.episodes is not None:
+                new = ~finished[result.episodes.env_ids]
+                if bool(new.any()):
+                    parts.append(result.episodes.select(new))
+                    finished[result.episodes.env_ids[new]] = True
+                    bar.update(int(new.sum()))
+            if bool(finished.all()):
+                break
+    bar.close()
+    stats = EpisodeStats.cat(parts)
+    recorded = torch.stack([initial.cpu(), *frames]).numpy() if record_envs else None
+    return stats, recorded
+
+
+def load_policy(spec: str, seed: int) -> tuple[Policy, dict]:
+    if spec == "scripted":
+        return ScriptedPushPolicy(), {"policy": "scripted"}
+    if spec == "random":
+        return RandomPolicy(seed), {"policy": "random"}
+    if not Path(spec).exists():
+        raise FileNotFoundError(f"--policy: {spec!r} is neither 'scripted', 'random' nor an existing checkpoint or run directory")
+    from mapush_rllib.checkpoint_policy import load_checkpoint_policy
+
+    return load_checkpoint_policy(spec)
+
+
+def load_sections(path: str | None) -> tuple[SimConfig, TaskConfig, RewardConfig]:
+    """The simulator, task and rewards sections of an experiment YAML (defaults without one)."""
+    if path is None:
+        return SimConfig(), TaskConfig(), RewardConfig()
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        return (
+            SimConfig.model_validate(data.get("simulator", {})),
+            TaskConfig.model_validate(data.get("task", {})),
+            RewardConfig.model_validate(data.get("rewards", {})),
+        )
+    except ValidationError as error:
+        raise ValueError(f"{path}:\n{format_validation_error(error)}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--policy", default="scripted", help="scripted | random | checkpoint or run directory")
+    parser.add_argument("--num-envs", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", help="experiment YAML whose simulator/task/rewards sections to use")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (and nothing else on stdout)")
+    parser.add_argument("--render", metavar="OUT.gif", help="write an animation of the first envs' episodes")
+    parser.add_argument("--render-envs", type=int, default=4, help="how many envs to draw with --render")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        if args.num_envs < 1:
+            raise ValueError("--num-envs must be at least 1")
+        sim, task, rewards = load_sections(args.config)
+        policy, info = load_policy(args.policy, args.seed)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    sim = sim.model_copy(update={"num_envs": args.num_envs})
+    env = MAPushVecEnv(sim, task, rewards, seed=args.seed)
+    start = time.perf_counter()
+    record = min(args.render_envs, args.num_envs) if args.render else 0
+    stats, frames = first_episodes(env, policy, record_envs=record, progress=not args.json)
+    summary = {
+        **info,
+        "num_envs": args.num_envs,
+        "seed": args.seed,
+        "backend": sim.backend,
+        **summarize(stats),
+        "wall_time_s": round(time.perf_counter() - start, 2),
+    }
+    if args.render:
+        by_env = {int(e): k for k, e in enumerate(stats.env_ids.tolist())}
+        titles = []
+        for e in range(record):
+            k = by_env[e]
+            outcome = "success" if stats.success[k] else ("exception" if stats.exception[k] else "timeout")
+            titles.append(f"env {e}: {outcome} after {float(stats.length_steps[k]) * env.dt:.1f} s")
+        from mapush_rllib.render import render_gif
+
+        path = render_gif(frames, env.episode_box_size[:record].cpu().numpy(), args.render, titles=titles,
+                          success_radius_m=task.success_radius_m, dt_s=env.dt,
+                          agent_size_m=(sim.physics.agent_length_m, sim.physics.agent_width_m))
+        summary["render"] = str(path)
+    env.close()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key:>32}: {value:.4g}" if isinstance(value, float) else f"{key:>32}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
