@@ -2,6 +2,7 @@
 device where it is installed (issue 7: the checks pass on both backends)."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ def run(backend, box_pose, agent_pose, commands, steps=STEPS):
     backend.reset_envs(np.arange(n), box_pose, agent_pose, np.zeros((n, 2, 3)))
     for _ in range(steps):
         backend.step(commands)
-    return {k: np.asarray(v) for k, v in backend.state().items()}
+    return {k: np.asarray(v.cpu() if hasattr(v, 'cpu') else v) for k, v in backend.state().items()}
 
 
 def box_poses(n):
@@ -36,7 +37,7 @@ def backend(request):
         pytest.importorskip("mujoco_warp", reason="MuJoCo Warp is not installed: pip install -e '.[warp]'")
         from mapush_rllib.sim.warp_backend import WarpBackend
 
-        b = WarpBackend(4, PHYSICS, device="cpu")
+        b = WarpBackend(4, PHYSICS, device=os.environ.get("MAPUSH_WARP_TEST_DEVICE", "cpu"))
     b.set_box(np.arange(4), np.tile([1.2, 1.2, 0.5], (4, 1)), np.full(4, 4.0), np.full(4, 0.55))
     return b
 

@@ -1,11 +1,12 @@
 """The MuJoCo Warp backend on Warp's CPU device: same physics as the MuJoCo backend, per-world boxes, resets.
 
-The GPU-only parts (CUDA graph replay on torch's stream, throughput) are exercised by
-`benchmarks/gpu_setup.sh` on the GPU machine. Skipped, with the reason, where `mujoco-warp` is not installed
-(`pip install -e ".[warp]"`); the first test pays Warp's kernel compilation (cached in ~/.cache/warp).
+Skipped, with the reason, where `mujoco-warp` is not installed (`pip install -e ".[warp]"`); the first test pays
+Warp's kernel compilation (~40 s once, then cached in ~/.cache/warp). On a GPU machine the same tests run on CUDA
+(graph replay on torch's stream) with `MAPUSH_WARP_TEST_DEVICE=cuda` (benchmarks/RESULTS.md).
 """
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from mapush_rllib.sim.mujoco_backend import MujocoBackend  # noqa: E402
 from mapush_rllib.sim.vec_env import MAPushVecEnv  # noqa: E402
 from mapush_rllib.sim.warp_backend import PER_WORLD_FIELDS, WarpBackend  # noqa: E402
 
+DEVICE = os.environ.get("MAPUSH_WARP_TEST_DEVICE", "cpu")
 PHYSICS = PhysicsConfig()
 BOX_Z = PHYSICS.box_height_m / 2
 FAR = 50.0
@@ -33,7 +35,7 @@ IMPACT_STEPS = 10
 
 @pytest.fixture(scope="module")
 def warp_backend():
-    return WarpBackend(E, PHYSICS, device="cpu")
+    return WarpBackend(E, PHYSICS, device=DEVICE)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,16 @@ def box_poses(n):
     return np.tile([0.0, 0.0, BOX_Z, 0.0], (n, 1))
 
 
+def numpy(value):
+    return value.cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+def tensor(value):
+    return torch.as_tensor(np.asarray(value), dtype=torch.float32, device=DEVICE)
+
+
 def yaw_of(quat):
-    quat = np.asarray(quat)
+    quat = numpy(quat)
     return np.arctan2(2 * (quat[:, 0] * quat[:, 3] + quat[:, 1] * quat[:, 2]), 1 - 2 * (quat[:, 2] ** 2 + quat[:, 3] ** 2))
 
 
@@ -66,8 +76,8 @@ def rollout(backend, sizes, masses, agents, commands, steps):
     for step in range(steps):
         backend.step(np.asarray(commands, dtype=np.float32))
         if step >= IMPACT_STEPS:
-            force = force + np.asarray(backend.state()["agent_box_force"])
-    return {k: np.asarray(v) for k, v in backend.state().items()}, force / (steps - IMPACT_STEPS)
+            force = force + numpy(backend.state()["agent_box_force"])
+    return {k: numpy(v) for k, v in backend.state().items()}, force / (steps - IMPACT_STEPS)
 
 
 # Four pushes of 3 s: two agents on a light box, one agent centred on a 20 kg box, one agent off-centre,
@@ -128,7 +138,7 @@ def test_per_world_box_parameters_change_only_their_world(warp_backend):
     assert fields["geom_size"][2, geom].tolist() == pytest.approx([0.4, 0.4, 0.25])
     assert fields["geom_friction"][2, geom, 0].item() == pytest.approx(0.5 * (0.6 + PHYSICS.ground_friction))
     # The closed-form constants set_box derives equal what mujoco_warp.set_const computes from the same inputs.
-    with wp.ScopedDevice("cpu"):
+    with wp.ScopedDevice(warp_backend.wp_device):
         mjw.set_const(warp_backend.model, warp_backend.data)
     for name in ("geom_aabb", "geom_rbound", "body_subtreemass", "body_invweight0", "dof_invweight0"):
         torch.testing.assert_close(fields[name], wp.to_torch(getattr(warp_backend.model, name)), rtol=1e-5,
@@ -161,33 +171,36 @@ def test_reset_writes_listed_worlds_only(warp_backend):
     after = warp_backend.state()
     for k in after:
         torch.testing.assert_close(after[k][[0, 2]], before[k][[0, 2]], rtol=0, atol=0, msg=k)  # untouched
-    torch.testing.assert_close(after["box_pos"][[3, 1]], torch.tensor(box[:, :3], dtype=torch.float32))
+    torch.testing.assert_close(after["box_pos"][[3, 1]], tensor(box[:, :3]))
     assert yaw_of(after["box_quat"][[3, 1]]).tolist() == pytest.approx([0.7, -1.0], abs=1e-6)
-    torch.testing.assert_close(after["agent_pos"][[3, 1], :, :2], torch.tensor(agents[..., :2], dtype=torch.float32))
-    torch.testing.assert_close(after["agent_yaw"][[3, 1]], torch.tensor(agents[..., 2], dtype=torch.float32))
-    torch.testing.assert_close(after["agent_lin_vel"][[3, 1]], torch.tensor(velocity[..., :2], dtype=torch.float32))
-    torch.testing.assert_close(after["agent_yaw_rate"][[3, 1]], torch.tensor(velocity[..., 2], dtype=torch.float32))
+    torch.testing.assert_close(after["agent_pos"][[3, 1], :, :2], tensor(agents[..., :2]))
+    torch.testing.assert_close(after["agent_yaw"][[3, 1]], tensor(agents[..., 2]))
+    torch.testing.assert_close(after["agent_lin_vel"][[3, 1]], tensor(velocity[..., :2]))
+    torch.testing.assert_close(after["agent_yaw_rate"][[3, 1]], tensor(velocity[..., 2]))
     assert (after["box_lin_vel"][[3, 1]] == 0).all() and (after["agent_box_force"][[3, 1]] == 0).all()
     assert (wp.to_torch(warp_backend.data.qacc_warmstart)[[3, 1]] == 0).all()
 
 
 def test_graph_replay_equals_step_by_step():
-    graph, loop = WarpBackend(2, PHYSICS, device="cpu"), WarpBackend(2, PHYSICS, device="cpu", use_graph=False)
+    graph, loop = WarpBackend(2, PHYSICS, device=DEVICE), WarpBackend(2, PHYSICS, device=DEVICE, use_graph=False)
     agents = np.array([[[behind(1.2), 0.1, 0.0], [FAR, FAR, 0.0]], [[-2.0, 0.5, 0.3], [2.0, -0.5, 2.0]]])
     commands = np.array([[[0.5, 0.0, 0.1], [0.0, 0.0, 0.0]], [[0.4, -0.2, 0.3], [0.3, 0.3, -0.3]]], dtype=np.float32)
     for backend in (graph, loop):
         backend.reset_envs([0, 1], box_poses(2), agents, np.zeros((2, 2, 3)))
         for _ in range(20):
             backend.step(commands)
+    # Bit for bit on the CPU; CUDA's float atomics sum in any order, so there allow float32 rounding to grow.
+    tolerance = 0.0 if DEVICE == "cpu" else 1e-3
     for key, value in graph.state().items():
-        torch.testing.assert_close(value, loop.state()[key], rtol=0, atol=0, msg=key)
+        torch.testing.assert_close(value, loop.state()[key], rtol=0, atol=tolerance, msg=key)
 
 
 def test_scripted_controller_agrees_with_mujoco_backend():
     """The calculator protocol on both backends (first episode of 32 envs, seed 0): same success, similar times."""
     summaries = {}
     for backend in ("mujoco", "mujoco_warp"):
-        env = MAPushVecEnv(SimConfig(backend=backend, device="cpu", num_threads=1), num_envs=32, seed=0)
+        device = DEVICE if backend == "mujoco_warp" else "cpu"
+        env = MAPushVecEnv(SimConfig(backend=backend, device=device, num_threads=1), num_envs=32, seed=0)
         stats, _ = first_episodes(env, ScriptedPushPolicy())
         summaries[backend] = summarize(stats)
         env.close()
