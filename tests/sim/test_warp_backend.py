@@ -108,11 +108,13 @@ def test_same_commands_give_close_states(pushes):
     (warp, _), (mjc, _) = pushes
     moved = mjc["box_pos"][:, 0]
     assert (moved > 0.5).all(), f"every push must move its box, MuJoCo moved {moved}"
-    # float32 vs float64 and contact chaos: centimetres after 3 s of pushing, not bit-identical.
-    np.testing.assert_allclose(warp["box_pos"][:, :2], mjc["box_pos"][:, :2], atol=0.05)
-    np.testing.assert_allclose(yaw_of(warp["box_quat"]), yaw_of(mjc["box_quat"]), atol=0.05)
-    np.testing.assert_allclose(warp["agent_pos"], mjc["agent_pos"], atol=0.05)
-    np.testing.assert_allclose(warp["agent_lin_vel"], mjc["agent_lin_vel"], atol=0.1)  # contact chatter
+    # Same collision routines, float32 against float64: micrometres apart after 3 s of pushing on the CPU device.
+    # On CUDA the float atomics' order varies and contact chatter amplifies it: centimetres.
+    atol = 1e-3 if DEVICE == "cpu" else 0.05
+    np.testing.assert_allclose(warp["box_pos"][:, :2], mjc["box_pos"][:, :2], atol=atol)
+    np.testing.assert_allclose(yaw_of(warp["box_quat"]), yaw_of(mjc["box_quat"]), atol=atol)
+    np.testing.assert_allclose(warp["agent_pos"], mjc["agent_pos"], atol=atol)
+    np.testing.assert_allclose(warp["agent_lin_vel"], mjc["agent_lin_vel"], atol=2 * atol)
     assert yaw_of(warp["box_quat"])[2] < -0.15, "a push left of centre turns the box clockwise"
 
 
@@ -152,7 +154,8 @@ def test_per_world_mass_acts_in_the_physics(warp_backend):
     commands[:, :, 0] = 0.5
     state, _ = rollout(warp_backend, sizes, [4.0, 400.0, 4.0, 30.0], agents, commands, steps=100)
     light, immovable, light_again, heavy = state["box_pos"][:, 0]
-    assert light == pytest.approx(light_again, abs=1e-4), "identical worlds evolve identically"
+    # Identical worlds evolve identically (bit for bit on the CPU; CUDA's float atomics add in any order).
+    assert light == pytest.approx(light_again, abs=1e-4 if DEVICE == "cpu" else 1e-2)
     assert abs(immovable) < 0.02, "two agents cannot push 400 kg (friction 1275 N > 240 N)"
     assert 0.05 < heavy < light - 0.1
 
