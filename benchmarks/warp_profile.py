@@ -7,6 +7,7 @@ Three measurements, one JSON line each (run after benchmarks/sim_throughput.py, 
 1. `physics`: the backend alone, for several solver iteration caps. MuJoCo Warp iterates the constraint solver
    of all worlds until the *last* world converges (a graph-conditional loop), so the batch pays for its slowest
    world. Reports env-steps/s and the mean over steps of the largest and median per-world iteration count.
+   `stream: warp` replays the graph on Warp's own stream instead of torch's (a launch-cost comparison).
 2. `resets`: the full env step with the scripted controller, with and without episodes ending (a time limit
    and success radius that never trigger), which separates the auto-reset path from the rest of the task layer.
 3. `syncs`: the host synchronisations of one env step (torch's sync debug mode), as source locations.
@@ -28,10 +29,12 @@ from mapush_rllib.scripted import ScriptedPushPolicy
 from mapush_rllib.sim.vec_env import ACTION_SCALE, MAPushVecEnv
 
 
-def physics(num_envs: int, iterations: int, seconds: float, device: str) -> dict:
+def physics(num_envs: int, iterations: int, seconds: float, device: str, stream: str = "torch") -> dict:
     """Backend-only env-steps/s with the solver capped at `iterations`, on scripted pushing commands."""
     sim = SimConfig(backend="mujoco_warp", device=device, physics=PhysicsConfig(solver_iterations=iterations))
     env = MAPushVecEnv(sim, num_envs=num_envs, seed=0)
+    if stream == "warp":  # torch's default stream orders itself with Warp's (blocking) streams implicitly
+        env.backend._on_torch_stream = lambda: wp.ScopedDevice(env.backend.wp_device)
     policy = ScriptedPushPolicy()
     for _ in range(50):
         env.step(policy(env.obs, env.episode_box_size))
@@ -50,7 +53,7 @@ def physics(num_envs: int, iterations: int, seconds: float, device: str) -> dict
     synchronize(device)
     rate = num_envs * steps / (time.perf_counter() - start)
     env.close()
-    return {"what": "physics", "num_envs": num_envs, "solver_iterations": iterations,
+    return {"what": "physics", "num_envs": num_envs, "solver_iterations": iterations, "stream": stream,
             "physics_env_steps_per_s": round(rate), "max_world_iterations": sum(most) / len(most),
             "median_world_iterations": sum(median) / len(median)}
 
@@ -116,7 +119,7 @@ def syncs(num_envs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num-envs", type=int, nargs="+", default=[1024, 16384])
-    parser.add_argument("--iterations", type=int, nargs="+", default=[20, 10, 5])
+    parser.add_argument("--iterations", type=int, nargs="+", default=[20, 5])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--device", default="cuda", help="cuda (what it is for), or cpu to try the script")
     args = parser.parse_args()
@@ -125,6 +128,8 @@ def main() -> None:
     jobs = [lambda: syncs(min(args.num_envs))] if args.device.startswith("cuda") else []
     for n in args.num_envs:
         jobs += [lambda n=n, k=k: physics(n, k, args.seconds, args.device) for k in args.iterations]
+        if args.device.startswith("cuda"):
+            jobs.append(lambda n=n: physics(n, args.iterations[0], args.seconds, args.device, stream="warp"))
         jobs.append(lambda n=n: resets(n, args.seconds, args.device))
     for job in jobs:
         try:
