@@ -24,6 +24,13 @@ STATE_FIELDS = {
     "agent_box_force": ("E", "A"),  # magnitude of the net contact force between agent and box [N]
 }
 
+#: Fields a backend may add to `state()` when its bodies can do what these describe.
+OPTIONAL_STATE_FIELDS = {
+    # 1.0 where a legged robot has fallen or jumped (MAPush's roll / pitch / z-wave exceptions, spec §1.4);
+    # the task layer ends such an episode as an exception. Backends whose agents cannot fall leave it out.
+    "agent_fallen": ("E", "A"),
+}
+
 
 class PhysicsBackend:
     """N parallel worlds, each a box and `num_agents` agents on a flat floor.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mapush_rllib.config import NUM_AGENTS, PhysicsConfig, TaskConfig
+from mapush_rllib.config import NUM_AGENTS, PhysicsConfig, TaskConfig, box_mass_following_size_kg
 
 #: Settable per-env parameters: name -> number of values per env.
 TASK_PARAM_FIELDS = {"target_distance_m": 2, "box_size_m": 1, "box_mass_kg": 1, "spawn_radius_m": 2}
@@ -35,6 +35,41 @@ class ResetState:
     agent_vel: torch.Tensor  # (n, A, 3): world vx, vy, yaw rate
 
 
+def agent_half_diagonal_m(physics: PhysicsConfig) -> float:
+    """Radius of the circle around an agent's footprint."""
+    return math.hypot(physics.agent_length_m, physics.agent_width_m) / 2
+
+
+def task_param_violations(
+    values: dict[str, torch.Tensor], success_radius_m: float, agent_half_diagonal_m: float
+) -> list[tuple[str, torch.Tensor, str]]:
+    """The rules every set of task parameters must satisfy, as (field, (n,) bool mask of violators, rule).
+
+    The single source of these rules: `TaskParams.validate` and the curriculum's level table both use it.
+
+    Args:
+        values: TASK_PARAM_FIELDS -> (n, 2) ranges or (n,) scalars.
+        success_radius_m: the task's success radius.
+        agent_half_diagonal_m: see `agent_half_diagonal_m(physics)`.
+    """
+    size, mass = values["box_size_m"], values["box_mass_kg"]
+    checks = [
+        ("box_size_m", ~torch.isfinite(size) | (size <= 0) | (size > MAX_BOX_SIZE_M),
+         f"box size must be in (0, {MAX_BOX_SIZE_M}] m"),
+        ("box_mass_kg", ~torch.isfinite(mass) | (mass <= 0), "box mass must be positive"),
+    ]
+    for name in ("target_distance_m", "spawn_radius_m"):
+        lo, hi = values[name][:, 0], values[name][:, 1]
+        checks.append((name, ~torch.isfinite(lo) | ~torch.isfinite(hi) | (lo > hi), "needs finite low <= high"))
+    checks.append(("target_distance_m", values["target_distance_m"][:, 0] <= success_radius_m,
+                   f"low must exceed the success radius {success_radius_m} m, or episodes start solved"))
+    clearance = size / math.sqrt(2) + agent_half_diagonal_m
+    checks.append(("spawn_radius_m", values["spawn_radius_m"][:, 0] < clearance - 1e-4,
+                   "low must be at least the box half-diagonal plus the agent half-diagonal, "
+                   "or agents spawn inside the box"))
+    return checks
+
+
 class TaskParams:
     """Per-env task parameters as (E,) / (E, 2) tensors, validated on every change."""
 
@@ -44,7 +79,7 @@ class TaskParams:
         self.device = device
         self.success_radius_m = task.success_radius_m
         # A spawn circle that clears the box for every bearing and yaw: box half-diagonal + agent half-diagonal.
-        self.agent_half_diagonal_m = math.hypot(physics.agent_length_m, physics.agent_width_m) / 2
+        self.agent_half_diagonal_m = agent_half_diagonal_m(physics)
         full = lambda value: torch.tensor(value, dtype=torch.float32, device=device).expand(num_envs, -1).clone()  # noqa: E731
         self.target_distance_m = full(list(task.target_distance_m))
         self.spawn_radius_m = full(list(task.spawn_radius_m))
@@ -74,7 +109,7 @@ class TaskParams:
             except RuntimeError:
                 raise TaskParamError(f"{name}: expected shape {shape} (or broadcastable), got {tuple(tensor.shape)}")
         if "box_size_m" in new and "box_mass_kg" not in new and self.mass_follows_size:
-            new["box_mass_kg"] = 4.0 * (new["box_size_m"] / 1.2) ** 2
+            new["box_mass_kg"] = box_mass_following_size_kg(new["box_size_m"])
         old = {name: getattr(self, name)[env_ids].clone() for name in new}
         for name, tensor in new.items():
             getattr(self, name)[env_ids] = tensor
@@ -86,25 +121,8 @@ class TaskParams:
             raise
 
     def validate(self, env_ids: torch.Tensor) -> None:
-        size = self.box_size_m[env_ids]
-        checks = [
-            ("box_size_m", ~torch.isfinite(size) | (size <= 0) | (size > MAX_BOX_SIZE_M),
-             f"box size must be in (0, {MAX_BOX_SIZE_M}] m"),
-            ("box_mass_kg", ~torch.isfinite(self.box_mass_kg[env_ids]) | (self.box_mass_kg[env_ids] <= 0),
-             "box mass must be positive"),
-        ]
-        for name in ("target_distance_m", "spawn_radius_m"):
-            lo, hi = self.get_range(name, env_ids)
-            checks.append((name, ~torch.isfinite(lo) | ~torch.isfinite(hi) | (lo > hi), "needs finite low <= high"))
-        lo, _ = self.get_range("target_distance_m", env_ids)
-        checks.append(("target_distance_m", lo <= self.success_radius_m,
-                       f"low must exceed the success radius {self.success_radius_m} m, or episodes start solved"))
-        lo, _ = self.get_range("spawn_radius_m", env_ids)
-        clearance = size / math.sqrt(2) + self.agent_half_diagonal_m
-        checks.append(("spawn_radius_m", lo < clearance - 1e-4,
-                       "low must be at least the box half-diagonal plus the agent half-diagonal, "
-                       "or agents spawn inside the box"))
-        for name, bad, rule in checks:
+        values = {name: getattr(self, name)[env_ids] for name in TASK_PARAM_FIELDS}
+        for name, bad, rule in task_param_violations(values, self.success_radius_m, self.agent_half_diagonal_m):
             if bool(bad.any()):
                 env = int(env_ids[bad.nonzero()[0, 0]])
                 value = getattr(self, name)[env].tolist()

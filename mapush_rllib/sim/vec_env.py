@@ -176,6 +176,8 @@ class MAPushVecEnv:
         tipped = tilt_from_quat(s["box_quat"]) > self.task_config.box_tilt_limit_rad
         success = (distance < self.task_config.success_radius_m) & finite
         exception = (agents_apart < self.task_config.agent_collision_distance_m) | lifted | tipped | ~finite
+        if "agent_fallen" in s:  # legged backends (Isaac Gym): a fallen robot ends the episode (spec §1.4)
+            exception |= (s["agent_fallen"] > 0.5).any(dim=1)
         terminated = success | exception
         truncated = (self.step_count >= self.max_episode_steps) & ~terminated
 

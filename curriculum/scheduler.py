@@ -1,0 +1,277 @@
+"""The curriculum scheduler: per-env levels chosen at each env's reset, for one batch of envs.
+
+`CurriculumScheduler` is a `TaskSchedule` (`mapush_rllib/sim/vec_env.py`): `MAPushVecEnv` calls
+`episode_end(env_ids, success)` with the outcomes of the episodes that just ended and then
+`task_params(env_ids)` for the tasks of the episodes that start, inside its step. It is pure torch, knows
+nothing of Ray, and works the same over every simulator backend; an RLlib env runner holds one per env
+batch and saves `state_dict()` with the checkpoint.
+
+What "level" means: an index into the level table (`levels.py`), from 0 (easy: target just beyond the
+success radius, small light box) to the top (the full MAPush task, or beyond it if configured). Each env
+has its own level (`levels`, shape (E,)). The task an episode actually plays is `episode_levels`: the env's
+level, except that
+
+- with the threshold rule and `top_level: whole_range`, an env at the top level plays a level drawn
+  uniformly from the whole table each episode, so easy skills keep being trained;
+- with the learnability rule, every episode's level is drawn from the learnability distribution, and the
+  env's level is simply the last one drawn;
+- the *evaluation slice* -- a fixed set of envs, every (1/eval_fraction)-th by global env id -- always plays
+  the full task (the last table row). Its outcomes are the full-task success metric and never drive a
+  rule; its share of envs is the share of training samples it costs. With `enabled: false` every env plays
+  the full task and only the slice's metric is reported, so runs with and without curriculum compare.
+
+State (all in `state_dict()`, restored bit-exactly): per env the level, the level being played, the outcome
+window and count, and the number of draws taken; per table row the rolling outcome window; the promotion
+and demotion counters. Randomness is counter-based (`mapush_rllib/sim/rng.py`): every draw is a hash of
+(seed, global env id, the env's draw count), so the RNG state *is* those counters -- nothing else to save --
+and an env's draws do not depend on how envs are batched across runners.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mapush_rllib.config import PhysicsConfig, TaskConfig
+from mapush_rllib.sim import rng
+
+from curriculum.config import CurriculumConfig
+from curriculum.learnability import level_probabilities, sample_levels
+from curriculum.levels import build_level_table, describe_rows
+from curriculum.metrics import CurriculumStats
+from curriculum.threshold import next_levels
+
+STATE_FORMAT = "mapush-pbt/curriculum-state/1"
+#: Per-scheduler tensors saved in `state_dict()`, in this order.
+STATE_TENSORS = (
+    "levels", "episode_levels", "window", "window_count", "draws",
+    "outcomes", "outcomes_next", "outcomes_count", "promotions", "demotions",
+)
+_RNG_SALT = 0x43555252  # curriculum draws differ from the simulator's reset draws under the same seed
+_INITIAL_LEVEL_DRAW = 2**31 - 2  # the rng "draw count" of the initial-level draw
+
+
+class CurriculumStateError(ValueError):
+    """A saved curriculum state does not fit this scheduler; the message says what differs."""
+
+
+def eval_slice(global_env_ids: torch.Tensor, fraction: float) -> torch.Tensor:
+    """(n,) bool: the envs that always run the full task. Every (1/fraction)-th global env id, evenly spread,
+    so any split of ids 0..N-1 over env runners holds floor(N * fraction) of them in total."""
+    g = global_env_ids.to(torch.float64)
+    return torch.floor((g + 1) * fraction) > torch.floor(g * fraction)
+
+
+class CurriculumScheduler:
+    """Per-env curriculum over target distance and box size for E envs (see the module docstring).
+
+    Args:
+        config: the curriculum config.
+        task: the task config; its task is the full task (the eval slice's, and the default top level).
+        physics: the physics config (agent footprint, for the spawn clearance check).
+        num_envs: E, the envs of the batch this scheduler serves (local ids 0..E-1).
+        seed: the experiment seed.
+        env_id_offset: global id of local env 0 (as `MAPushVecEnv`'s), for the eval slice and the RNG.
+        device: where the per-env state lives (the env's device).
+    """
+
+    def __init__(
+        self,
+        config: CurriculumConfig,
+        task: TaskConfig,
+        physics: PhysicsConfig,
+        *,
+        num_envs: int,
+        seed: int = 0,
+        env_id_offset: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.table = build_level_table(config, task, physics).to(self.device)
+        self.num_envs = num_envs
+        self.num_levels = self.table.num_levels
+        self.top_level = self.num_levels - 1
+        self.seed = seed
+        self.env_id_offset = env_id_offset
+        self.global_env_ids = torch.arange(env_id_offset, env_id_offset + num_envs, device=self.device)
+        self.is_eval = eval_slice(self.global_env_ids, config.eval_fraction)
+
+        E, W = num_envs, config.window_episodes
+        R, S = self.num_levels + 1, config.stats_window_episodes
+        long = dict(dtype=torch.long, device=self.device)
+        # Per env. Envs that have no level (eval slice, curriculum off) hold -1.
+        self.levels = self._initial_levels()  # (E,)
+        self.episode_levels = torch.full((E,), self.table.full_task_row, **long)  # (E,) table row being played
+        self.window = torch.zeros(E, W, dtype=torch.bool, device=self.device)  # (E, W) outcomes, newest last
+        self.window_count = torch.zeros(E, **long)  # (E,) outcomes in the window, <= W
+        self.draws = torch.zeros(E, **long)  # (E,) task_params calls so far: the env's RNG counter
+        # Per table row (levels, then the full task): a ring of the last S outcomes played there.
+        # Column S is scratch space for outcomes that fall out of the ring within one call (see _record).
+        self.outcomes = torch.zeros(R, S + 1, dtype=torch.bool, device=self.device)
+        self.outcomes_next = torch.zeros(R, **long)  # (R,) ring position of the next outcome
+        self.outcomes_count = torch.zeros(R, **long)  # (R,) outcomes in the ring, <= S
+        self.promotions = torch.zeros((), **long)
+        self.demotions = torch.zeros((), **long)
+
+    # ---------------------------------------------------------------------------------- TaskSchedule
+
+    def episode_end(self, env_ids: torch.Tensor, success: torch.Tensor) -> None:
+        """Record the outcomes of the episodes that just ended and move levels.
+
+        Args:
+            env_ids: (n,) local env ids, each at most once (the envs that are being reset).
+            success: (n,) bool outcome of each env's episode.
+        """
+        ids = torch.as_tensor(env_ids, dtype=torch.long, device=self.device)
+        success = torch.as_tensor(success, dtype=torch.bool, device=self.device)
+        # With the curriculum off every env plays the full task; only the eval slice's outcomes are scored, so
+        # the full-task metric has the same definition with and without curriculum.
+        self._record(self.episode_levels[ids], success, counted=self.is_eval[ids] | self.config.enabled)
+        if not self.config.enabled or self.config.rule != "threshold":
+            return
+        cfg = self.config
+        train = ~self.is_eval[ids]
+        window = torch.cat([self.window[ids, 1:], success[:, None]], dim=1)
+        count = (self.window_count[ids] + 1).clamp(max=cfg.window_episodes)
+        old = self.levels[ids]
+        new = next_levels(
+            old, window.sum(dim=1), count, top_level=self.top_level, min_episodes=cfg.min_episodes,
+            promote_success_rate=cfg.promote_success_rate, demote_success_rate=cfg.demote_success_rate,
+        )
+        new = torch.where(train, new, old)
+        moved = new != old  # a moved env starts an empty window at its new level
+        self.window[ids] = torch.where(train[:, None], window & ~moved[:, None], self.window[ids])
+        self.window_count[ids] = torch.where(train, torch.where(moved, 0, count), self.window_count[ids])
+        self.levels[ids] = new
+        self.promotions += (new > old).sum()
+        self.demotions += (new < old).sum()
+
+    def task_params(self, env_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Choose the tasks of the episodes starting in `env_ids` (n,): TASK_PARAM_FIELDS -> (n, 2) / (n,)."""
+        ids = torch.as_tensor(env_ids, dtype=torch.long, device=self.device)
+        u = rng.uniform(self.seed ^ _RNG_SALT, self.global_env_ids[ids], self.draws[ids], 1)[:, 0]
+        self.draws[ids] += 1
+        rows = self._choose_rows(ids, u)
+        self.episode_levels[ids] = rows
+        return self.table.params(rows)
+
+    # --------------------------------------------------------------------------------------- reporting
+
+    def stats(self) -> CurriculumStats:
+        """Counts for the metrics; merge those of several schedulers with `CurriculumStats.merge`."""
+        S = self.config.stats_window_episodes
+        train_levels = self.levels[~self.is_eval & (self.levels >= 0)]
+        successes = self.outcomes[:, :S].sum(dim=1)
+        as_cpu = lambda t: t.detach().to("cpu", torch.long)  # noqa: E731
+        return CurriculumStats(
+            enabled=self.config.enabled,
+            envs_per_level=as_cpu(torch.bincount(train_levels, minlength=self.num_levels)),
+            level_successes=as_cpu(successes[: self.num_levels]),
+            level_episodes=as_cpu(self.outcomes_count[: self.num_levels]),
+            full_task_successes=as_cpu(successes[self.table.full_task_row]),
+            full_task_episodes=as_cpu(self.outcomes_count[self.table.full_task_row]),
+            eval_envs=as_cpu(self.is_eval.sum()),
+            promotions=as_cpu(self.promotions),
+            demotions=as_cpu(self.demotions),
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """`curriculum/...` metrics of this scheduler alone (see `curriculum.metrics`)."""
+        return self.stats().metrics()
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where this scheduler is: CPU tensors and plain values."""
+        state = {
+            "format": STATE_FORMAT,
+            "num_envs": self.num_envs,
+            "env_id_offset": self.env_id_offset,
+            "seed": self.seed,
+            "level_table": self.table.as_tensor().cpu(),
+        }
+        state.update({name: getattr(self, name).detach().cpu().clone() for name in STATE_TENSORS})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()`. Raises CurriculumStateError, changing nothing, if it does not fit.
+
+        The env's running episodes were started before the load, with other tasks: reset the env after
+        loading (`MAPushVecEnv.reset()`), so every episode plays what the restored state says it plays.
+        """
+        if state.get("format") != STATE_FORMAT:
+            raise CurriculumStateError(
+                f"not a curriculum state of format {STATE_FORMAT!r} (got {state.get('format')!r})"
+            )
+        for key in ("num_envs", "env_id_offset"):
+            if state[key] != getattr(self, key):
+                raise CurriculumStateError(
+                    f"{key}: the state was saved with {state[key]}, this scheduler has {getattr(self, key)}; "
+                    "a curriculum state belongs to the same envs"
+                )
+        saved_table, table = state["level_table"], self.table.as_tensor().cpu()
+        if saved_table.shape != table.shape or not torch.equal(saved_table, table):
+            raise CurriculumStateError(
+                "level_table: the curriculum levels (or the task config) changed since the state was saved, so "
+                "the saved levels would mean other tasks. Saved:\n  "
+                + "\n  ".join(describe_rows(saved_table)) + "\nnow:\n  " + "\n  ".join(self.table.describe())
+            )
+        for name in STATE_TENSORS:
+            mine = getattr(self, name)
+            if state[name].shape != mine.shape or state[name].dtype != mine.dtype:
+                raise CurriculumStateError(
+                    f"{name}: saved shape {tuple(state[name].shape)} {state[name].dtype}, expected "
+                    f"{tuple(mine.shape)} {mine.dtype}; window_episodes or stats_window_episodes changed"
+                )
+        self.seed = state["seed"]
+        for name in STATE_TENSORS:
+            getattr(self, name).copy_(state[name])
+
+    # --------------------------------------------------------------------------------------- internals
+
+    def _initial_levels(self) -> torch.Tensor:
+        levels = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        if self.config.initial_level_max > 0:
+            first = torch.full_like(self.global_env_ids, _INITIAL_LEVEL_DRAW)
+            u = rng.uniform(self.seed ^ _RNG_SALT, self.global_env_ids, first, 1)[:, 0]
+            levels = (u * (self.config.initial_level_max + 1)).long().clamp(max=self.config.initial_level_max)
+        no_level = self.is_eval | (not self.config.enabled)
+        return torch.where(no_level, -1, levels)
+
+    def _choose_rows(self, ids: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """(n,) table rows for new episodes of `ids`, from one uniform draw per env."""
+        full = torch.full_like(ids, self.table.full_task_row)
+        if not self.config.enabled:
+            return full
+        train = ~self.is_eval[ids]
+        if self.config.rule == "learnability":
+            L = self.num_levels
+            probabilities = level_probabilities(
+                self.outcomes[:L, :-1].sum(dim=1), self.outcomes_count[:L], self.config.learnability_uniform_mix
+            )
+            rows = sample_levels(probabilities, u)
+            self.levels[ids] = torch.where(train, rows, self.levels[ids])
+        else:
+            rows = self.levels[ids]
+            if self.config.top_level == "whole_range":
+                anywhere = (u * self.num_levels).long().clamp(max=self.top_level)
+                rows = torch.where(rows == self.top_level, anywhere, rows)
+        return torch.where(train, rows, full)
+
+    def _record(self, rows: torch.Tensor, success: torch.Tensor, counted: torch.Tensor) -> None:
+        """Append outcomes to the rolling windows of the table rows they were played at; (n,) each.
+
+        Outcomes with `counted` False are dropped. Outcomes of one row keep their order in the batch.
+        """
+        R, S = self.num_levels + 1, self.config.stats_window_episodes
+        onehot = ((rows[:, None] == torch.arange(R, device=rows.device)) & counted[:, None]).long()  # (n, R)
+        added = onehot.sum(dim=0)  # (R,)
+        rank = (onehot.cumsum(dim=0) * onehot).sum(dim=1) - 1  # (n,) order among counted outcomes of a row
+        # Only a row's last S outcomes of this call fit its ring; the others, and the uncounted, go to the
+        # scratch column S, so no two kept outcomes share a slot (duplicate-index writes have no set order).
+        fits = counted & (rank >= added[rows] - S)
+        slot = torch.where(fits, (self.outcomes_next[rows] + rank) % S, S)
+        self.outcomes[rows, slot] = success
+        self.outcomes[:, S] = False
+        self.outcomes_next.add_(added).remainder_(S)
+        self.outcomes_count.add_(added).clamp_(max=S)

@@ -1,0 +1,238 @@
+"""Pictures of a population run: who copied whom, what was mutated, and how each member did.
+
+    python -m population.report runs/pbt/            # writes runs/pbt/report/{lineage.png,summary.json,best.gif}
+
+Reads only what Tune wrote to disk: every trial's `result.json` (one row per iteration, with the config the
+member was running) and the scheduler's `pbt_global.txt` (one row per exploit:
+[receiver tag, donor tag, receiver iteration, donor iteration, old config, new config]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+#: Result keys, in order of preference, for each curve of the report.
+SUCCESS_KEYS = ("curriculum/full_task_success_rate", "env_runners/mapush/success_rate")
+LEVEL_KEYS = ("curriculum/level_mean",)
+FREELOADING_KEYS = ("env_runners/mapush/freeloading_index",)
+SCORE_KEYS = ("pbt/score",)
+STEPS_KEYS = ("num_env_steps_sampled_lifetime", "env_runners/num_env_steps_sampled_lifetime")
+
+
+@dataclass
+class Member:
+    """One trial of the population: its results and the values it ran with."""
+
+    trial_id: str
+    tag: str  # Tune's experiment tag, "<index>_<params>", as written in pbt_global.txt
+    directory: Path
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def index(self) -> int:
+        return int(self.tag.split("_", 1)[0])
+
+    def series(self, keys: tuple[str, ...]) -> tuple[list[int], list[float]]:
+        """(iterations, values) of the first of `keys` the results have."""
+        for key in keys:
+            points = [(row["training_iteration"], value) for row in self.rows
+                      if (value := lookup(row, key)) is not None]
+            if points:
+                return [p[0] for p in points], [float(p[1]) for p in points]
+        return [], []
+
+    def last(self, keys: tuple[str, ...]) -> float | None:
+        _, values = self.series(keys)
+        return values[-1] if values else None
+
+
+@dataclass
+class Exploit:
+    receiver: str
+    donor: str
+    receiver_iteration: int
+    donor_iteration: int
+    changes: dict[str, tuple[float, float]]  # mutated path -> (donor value, new value)
+
+
+def lookup(row: dict, dotted: str):
+    """`row["a"]["b"]` for "a/b"; Tune's result.json keeps results nested."""
+    node = row
+    for key in dotted.split("/"):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for key, value in config.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(flatten(value, path))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[path] = float(value)
+    return out
+
+
+def load_members(run_dir: Path) -> list[Member]:
+    members = []
+    for result_file in sorted(run_dir.glob("*/result.json")):
+        rows = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
+        if not rows:
+            continue
+        match = re.match(r".+?_(\d{5})_(\d+_.*?)_\d{4}-\d{2}-\d{2}_", result_file.parent.name)
+        tag = match.group(2) if match else rows[0].get("experiment_tag", "0")
+        members.append(Member(rows[0]["trial_id"], tag, result_file.parent, rows))
+    return sorted(members, key=lambda m: m.index)
+
+
+def load_exploits(run_dir: Path) -> list[Exploit]:
+    path = run_dir / "pbt_global.txt"
+    if not path.exists():
+        return []
+    exploits = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        receiver, donor, receiver_iter, donor_iter, old, new = json.loads(line)
+        before, after = flatten(old), flatten(new)
+        changes = {k: (before[k], after[k]) for k in after if k in before and before[k] != after[k]}
+        exploits.append(Exploit(receiver, donor, int(receiver_iter), int(donor_iter), changes))
+    return exploits
+
+
+def mutated_paths(members: list[Member], exploits: list[Exploit]) -> list[str]:
+    paths = sorted({path for e in exploits for path in e.changes})
+    if paths:
+        return paths
+    # No exploit yet: the values that differ between members are the mutated ones.
+    configs = [flatten(m.rows[-1].get("config", {})) for m in members]
+    keys = set.intersection(*(set(c) for c in configs)) if configs else set()
+    return sorted(k for k in keys if len({c[k] for c in configs}) > 1)
+
+
+def plot(members: list[Member], exploits: list[Exploit], out: Path) -> Path:
+    paths = mutated_paths(members, exploits)
+    colours = {m.tag: plt.cm.tab10(i % 10) for i, m in enumerate(members)}
+    by_tag = {m.tag: m for m in members}
+    rows = 3 + len(paths)
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 2.6 * rows), sharex=True, squeeze=False)
+    axes = axes[:, 0]
+
+    lineage = axes[0]
+    for m in members:
+        iterations, _ = m.series(("training_iteration",))
+        lineage.plot(iterations, [m.index] * len(iterations), ".", color=colours[m.tag], ms=3)
+    for e in exploits:
+        if e.receiver in by_tag and e.donor in by_tag:
+            start = (e.donor_iteration, by_tag[e.donor].index)
+            end = (e.donor_iteration, by_tag[e.receiver].index)  # the receiver resumes from the donor's checkpoint
+            lineage.plot(e.receiver_iteration, by_tag[e.receiver].index, "x", color="k", ms=5)
+            lineage.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": colours[e.donor]})
+            label = ", ".join(f"{p.split('.')[-1]} {a:.3g}→{b:.3g}" for p, (a, b) in list(e.changes.items())[:3])
+            lineage.text(end[0], end[1] + 0.15, label, fontsize=6, color=colours[e.receiver])
+    lineage.set_yticks([m.index for m in members], [f"member {m.index}" for m in members])
+    lineage.set_title(f"lineage: {len(exploits)} exploits (x: receiver replaced; arrow: donor checkpoint → receiver, new values)")
+
+    for ax, keys, title in ((axes[1], SUCCESS_KEYS, "success"), (axes[2], FREELOADING_KEYS, "freeloading index")):
+        for m in members:
+            x, y = m.series(keys)
+            ax.plot(x, y, color=colours[m.tag], label=f"member {m.index}")
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=4)
+    axes[1].set_title("full-task success (curriculum evaluation slice) per member")
+
+    for ax, path in zip(axes[3:], paths):
+        for m in members:
+            points = [(row["training_iteration"], flat[path]) for row in m.rows
+                      if path in (flat := flatten(row.get("config", {})))]
+            if points:
+                ax.step(*zip(*points), where="post", color=colours[m.tag])
+        ax.set_ylabel(path.split(".")[-1], fontsize=8)
+        ax.set_title(path, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("training iteration")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def best_member(members: list[Member]) -> Member:
+    def key(m: Member) -> float:
+        value = m.last(SCORE_KEYS)
+        return value if value is not None else (m.last(SUCCESS_KEYS) or 0.0)
+
+    return max(members, key=key)
+
+
+def summary(members: list[Member], exploits: list[Exploit]) -> dict:
+    return {
+        "members": [
+            {
+                "member": m.index,
+                "trial_id": m.trial_id,
+                "iterations": m.rows[-1]["training_iteration"],
+                "score": m.last(SCORE_KEYS),
+                "success": m.last(SUCCESS_KEYS),
+                "curriculum_level": m.last(LEVEL_KEYS),
+                "freeloading_index": m.last(FREELOADING_KEYS),
+            }
+            for m in members
+        ],
+        "exploits": [e.__dict__ for e in exploits],
+        "best_member": best_member(members).index if members else None,
+    }
+
+
+def newest_checkpoint(directory: Path) -> Path | None:
+    checkpoints = sorted(directory.glob("checkpoint_*"))
+    return checkpoints[-1] if checkpoints else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path, help="the experiment directory (contains the trial directories)")
+    parser.add_argument("--out", type=Path, help="output directory (default RUN_DIR/report)")
+    parser.add_argument("--no-gif", action="store_true", help="skip the best member's rollout GIF")
+    parser.add_argument("--gif-envs", type=int, default=4)
+    args = parser.parse_args(argv)
+    members = load_members(args.run_dir)
+    if not members:
+        print(f"error: {args.run_dir} holds no trial results (expected */result.json)", file=sys.stderr)
+        return 2
+    exploits = load_exploits(args.run_dir)
+    out = args.out or args.run_dir / "report"
+    png = plot(members, exploits, out / "lineage.png")
+    report = summary(members, exploits)
+    report["lineage_png"] = str(png)
+    best = best_member(members)
+    checkpoint = newest_checkpoint(best.directory)
+    if not args.no_gif and checkpoint is not None:
+        from mapush_rllib.evaluate import main as evaluate
+
+        gif = out / "best.gif"
+        evaluate(["--policy", str(checkpoint), "--num-envs", str(args.gif_envs), "--render", str(gif), "--json"])
+        report["best_gif"] = str(gif)
+    (out / "summary.json").write_text(json.dumps(report, indent=2, default=str))
+    print(f"lineage: {png}\nsummary: {out / 'summary.json'}" + (f"\nbest member rollout: {report['best_gif']}"
+                                                                   if "best_gif" in report else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

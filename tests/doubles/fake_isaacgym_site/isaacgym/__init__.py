@@ -1,0 +1,1 @@
+"""TEST DOUBLE of Isaac Gym's Python package (see tests/doubles/fake_mapush_isaacgym.py)."""
