@@ -12,8 +12,9 @@ backend alone on the same commands, to show what the task layer costs.
 
 On CUDA every timed call ends with `torch.cuda.synchronize()`, so a figure is the rate of whole, finished steps.
 `--profile` adds, for the largest batch, where one env step's time goes (torch.profiler over a few steps): GPU
-time in physics kernels (Warp) and in task-layer kernels (torch), against the step's wall time; the rest is the
-GPU waiting for the host (Python, kernel launches, host syncs). The full tables go to the given file.
+time in physics kernels (Warp) and in task-layer kernels (torch), against the step's wall time. The profiler does
+not see the kernels inside MuJoCo Warp's solver loop (a conditional graph node), so the physics GPU time is a
+lower bound; `benchmarks/warp_profile.py` measures the solver. The full tables go to the given file.
 
 Absolute figures are only comparable on the same machine at the same moment: the 2-core development machines
 are shared and noisy (see shared/research/physics.md, "CPU noise").
@@ -90,7 +91,7 @@ def profile_step(env: MAPushVecEnv, policy: ScriptedPushPolicy, path: str, steps
     from torch.profiler import ProfilerActivity, profile
 
     cuda = env.device.type == "cuda"
-    actions = [policy(env.obs, env.episode_box_size) for _ in range(1)][0]
+    actions = policy(env.obs, env.episode_box_size)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities) as prof:
         start = time.perf_counter()
@@ -108,7 +109,8 @@ def profile_step(env: MAPushVecEnv, policy: ScriptedPushPolicy, path: str, steps
     if cuda:
         # Device rows: Warp names its kernels "<name>_cuda_kernel_forward"; everything else (torch kernels,
         # copies, memsets) belongs to the task layer.
-        device_rows = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total]
+        cuda_type = torch.autograd.DeviceType.CUDA
+        device_rows = [e for e in events if e.device_type == cuda_type and e.self_device_time_total]
         warp_rows = [e for e in device_rows if "_cuda_kernel_forward" in e.key]
         warp_us = sum(e.self_device_time_total for e in warp_rows)
         torch_us = sum(e.self_device_time_total for e in device_rows) - warp_us

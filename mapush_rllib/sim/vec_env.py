@@ -207,7 +207,7 @@ class MAPushVecEnv:
         self.obs, self.state = obs, state
         done = terminated | truncated
         episodes = None
-        ids = done.nonzero().squeeze(1)  # the step's one host sync: which envs reset
+        ids = done.nonzero().squeeze(1)  # a host sync (one per step on GPUs): which envs reset
         if len(ids):
             episodes = self._episode_stats(ids, success, exception, truncated)
             self.obs, self.state = obs.clone(), state.clone()
