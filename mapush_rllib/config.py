@@ -251,5 +251,5 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
             path = ".".join(p for p in (path, named[1]) if p)
             message = named[2]
         shown = "" if item["type"] in ("missing", "value_error") else f" (got {item.get('input')!r})"
-        lines.append(f"{path or '<root>'}: {message}{shown}")
+        lines.append(f"{path}: {message}{shown}" if path else message)
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from pydantic import Field, ValidationError, model_validator
 from curriculum import CurriculumConfig, CurriculumConfigError, build_level_table
 from mapush_rllib.config import RewardConfig, SimConfig, StrictModel, TaskConfig, format_validation_error
 from mapush_rllib.training import TrainingConfig
+from population.pbt_config import PBTConfig, member_experiment, resolved_mutations
 
 
 class ExperimentConfigError(ValueError):
@@ -78,6 +79,13 @@ class ExperimentConfig(StrictModel):
         default_factory=CurriculumConfig, description="enabled: false trains on the full task (metrics kept)"
     )
     run: RunConfig = Field(default_factory=RunConfig)
+    pbt: PBTConfig | None = Field(None, description="population-based training; absent: one member, no PBT")
+
+    @model_validator(mode="after")
+    def _mutations_resolve(self) -> ExperimentConfig:
+        if self.pbt is not None:
+            resolved_mutations(member_experiment(self))  # raises naming pbt.<field> for impossible mutations
+        return self
 
     @model_validator(mode="after")
     def _levels_fit_the_task(self) -> ExperimentConfig:

@@ -207,8 +207,8 @@ class MAPushVecEnv:
         self.obs, self.state = obs, state
         done = terminated | truncated
         episodes = None
-        if bool(done.any()):
-            ids = done.nonzero().squeeze(1)
+        ids = done.nonzero().squeeze(1)  # a host sync (one per step on GPUs): which envs reset
+        if len(ids):
             episodes = self._episode_stats(ids, success, exception, truncated)
             self.obs, self.state = obs.clone(), state.clone()
             self._reset_envs(ids, outcome=success[ids])
