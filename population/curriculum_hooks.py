@@ -110,6 +110,7 @@ class CurriculumCallbacks(RLlibCallback):
         metrics = result_metrics(stats)
         self.resumed = {key: float(metrics.get(key, math.nan)) for key in RESUMED_KEYS}
         self.resumed["iteration"] = float(algorithm.iteration)
+        # WARNING: Ray's worker processes show only warnings and above from loggers outside `ray`.
         logger.warning("curriculum resumed at iteration %d: %s", algorithm.iteration, stats.summary())
 
     def on_train_result(self, *, algorithm: Any, result: dict, **kwargs: Any) -> None:
