@@ -1,18 +1,19 @@
-"""Curriculum vs no curriculum on the embedded simulator: same experiment, same env-step budget, two runs.
+"""Curriculum vs no curriculum on the embedded simulator: same experiment, same env-step budget, one run per arm.
 
     python benchmarks/curriculum_comparison.py --env-steps 10000000 --time-s 1140 \\
-        --storage runs/curriculum_comparison --out benchmarks/curriculum_comparison
+        --storage runs/curriculum_comparison --out benchmarks/curriculum_comparison \\
+        [--arm 'curriculum_4_levels_stay:curriculum.num_levels=4;curriculum.top_level=stay']
 
-Runs `python -m population.run CONFIG` twice, one after the other, with `curriculum.enabled=true` and
-`=false` (everything else equal, seed included), each until `--env-steps` env steps or `--time-s` seconds of
-training, whichever comes first. Then reads both trials' result.json and writes `<out>.csv` (one row per
-iteration and arm) and `<out>.md` (the commands, a table of both curves at common env-step marks, and the
-final numbers).
+Runs `python -m population.run CONFIG --set ...` once per arm, one after the other, everything else equal
+(seed included), each until `--env-steps` env steps or `--time-s` seconds of training, whichever comes first.
+The default arms are `curriculum` (the config's curriculum) and `no_curriculum` (`curriculum.enabled=false`);
+`--arm 'NAME:KEY=VALUE;...'` adds one. `--report-only` reads existing runs. Writes `<out>.csv` (one row per
+iteration and arm) and `<out>.md` (the commands, the curves at common env-step marks, the final numbers).
 
 The number compared is `curriculum/full_task_success_rate`: the success rate of the last
 `stats_window_episodes` episodes of the evaluation slice, the envs that always run the full MAPush task
-in both arms. `env_runners/mapush/success_rate` is over all envs' episodes: in the curriculum arm that
-mixes levels, so it is not comparable across arms.
+in every arm. `env_runners/mapush/success_rate` is over all envs' episodes: with a curriculum that mixes
+levels, so only the no-curriculum arm's is a full-task number (over more episodes than the slice's).
 """
 
 from __future__ import annotations
@@ -28,17 +29,21 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ARMS = {"curriculum": "true", "no_curriculum": "false"}
+BASELINE = "no_curriculum"
+DEFAULT_ARMS = {"curriculum": ["curriculum.enabled=true"], BASELINE: ["curriculum.enabled=false"]}
 COLUMNS = ("arm", "iteration", "env_steps", "time_s", "full_task_success_rate", "full_task_episodes",
            "level_mean", "level_max", "all_envs_success_rate")
 
 
-def command(config: str, arm: str, args: argparse.Namespace) -> list[str]:
-    return [
-        sys.executable, "-m", "population.run", config, "--storage", args.storage,
-        "--set", f"curriculum.enabled={ARMS[arm]}", "--set", f"run.name={arm}",
-        "--set", f"run.stop={{env_steps: {args.env_steps}, time_s: {args.time_s}}}",
-    ]
+def parse_arm(text: str) -> tuple[str, list[str]]:
+    name, _, settings = text.partition(":")
+    return name, ["curriculum.enabled=true", *filter(None, settings.split(";"))]
+
+
+def command(config: str, name: str, settings: list[str], args: argparse.Namespace) -> list[str]:
+    sets = [*settings, f"run.name={name}", f"run.stop={{env_steps: {args.env_steps}, time_s: {args.time_s}}}"]
+    return [sys.executable, "-m", "population.run", config, "--storage", args.storage,
+            *[arg for setting in sets for arg in ("--set", setting)]]
 
 
 def rows_of(trial_dir: Path, arm: str) -> list[dict]:
@@ -60,51 +65,57 @@ def rows_of(trial_dir: Path, arm: str) -> list[dict]:
     return rows
 
 
-def at_steps(rows: list[dict], steps: int) -> dict | None:
-    """The last row at or before `steps` env steps."""
+def at_steps(rows: list[dict], steps: int) -> dict:
+    """The last row at or before `steps` env steps (empty before the first)."""
     before = [row for row in rows if row["env_steps"] <= steps]
-    return before[-1] if before else None
+    return before[-1] if before else {}
 
 
-def fmt(value: float, digits: int = 3) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def markdown(curves: dict[str, list[dict]], commands: dict[str, list[str]], args: argparse.Namespace) -> str:
     common = min(rows[-1]["env_steps"] for rows in curves.values())
     marks = [round(common * k / 10) for k in range(1, 11)]
+    arms = [arm for arm in curves if arm != BASELINE]
+    header = ["env steps"]
+    for arm in arms:
+        header += [f"full task ({arm})", f"level mean ({arm})"]
+    header += [f"full task ({BASELINE})", f"all envs ({BASELINE})"]
     lines = [
         "# Curriculum vs no curriculum (embedded MuJoCo simulator)",
         "",
         f"Experiment `{args.config}`, one arm after the other, same seed; budget {args.env_steps:,} env steps or "
-        f"{args.time_s:g} s of training per arm. Generated by `benchmarks/curriculum_comparison.py`; per-iteration "
-        "curves in the `.csv` next to this file.",
+        f"{args.time_s:g} s of training per arm, whichever came first. Generated by "
+        "`benchmarks/curriculum_comparison.py`; per-iteration curves of every arm in the `.csv` next to this file.",
         "",
         "```bash",
         *(f"PYTHONPATH=$PWD python {shlex.join(cmd[1:])}" for cmd in commands.values()),
         "```",
         "",
-        "`full task` = `curriculum/full_task_success_rate`: rolling success rate of the evaluation slice (envs that",
-        "always play the full MAPush task, in both arms). `level` = `curriculum/level_mean` of the training envs.",
+        "`full task` = `curriculum/full_task_success_rate`: rolling success rate (last 100 episodes) of the",
+        "evaluation slice, the envs that always play the full MAPush task, in every arm. `level mean` =",
+        "`curriculum/level_mean` of the training envs. `all envs` = `env_runners/mapush/success_rate` of the",
+        "no-curriculum arm, where every env plays the full task: the same quantity over more episodes.",
         "",
-        "`all envs` = `env_runners/mapush/success_rate` of the no-curriculum arm: every env plays the full task there,",
-        "so it measures the same thing over more episodes (in the curriculum arm it mixes levels).",
-        "",
-        "| env steps | full task (curriculum) | level mean | full task (no curriculum) | all envs (no curriculum) |",
-        "|---:|---:|---:|---:|---:|",
+        "| " + " | ".join(header) + " |",
+        "|" + "---:|" * len(header),
     ]
     for mark in marks:
-        on, off = at_steps(curves["curriculum"], mark), at_steps(curves["no_curriculum"], mark)
-        lines.append(
-            f"| {mark:,} | {fmt(on and on['full_task_success_rate'])} | {fmt(on and on['level_mean'], 2)} "
-            f"| {fmt(off and off['full_task_success_rate'])} | {fmt(off and off['all_envs_success_rate'])} |"
-        )
-    lines += ["", "| arm | iterations | env steps | training time (s) | full task | full-task episodes in window |",
+        cells = [f"{mark:,}"]
+        for arm in arms:
+            row = at_steps(curves[arm], mark)
+            cells += [fmt(row.get("full_task_success_rate")), fmt(row.get("level_mean"), 2)]
+        row = at_steps(curves[BASELINE], mark)
+        cells += [fmt(row.get("full_task_success_rate")), fmt(row.get("all_envs_success_rate"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| arm | iterations | env steps | training time (s) | full task | level mean |",
               "|---|---:|---:|---:|---:|---:|"]
     for arm, rows in curves.items():
         last = rows[-1]
         lines.append(f"| {arm} | {last['iteration']} | {last['env_steps']:,} | {last['time_s']:.0f} "
-                     f"| {fmt(last['full_task_success_rate'])} | {fmt(last['full_task_episodes'], 0)} |")
+                     f"| {fmt(last['full_task_success_rate'])} | {fmt(last['level_mean'], 2)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -115,19 +126,22 @@ def main() -> None:
     parser.add_argument("--time-s", type=float, default=1140.0, help="training-time cap per arm")
     parser.add_argument("--storage", default="runs/curriculum_comparison")
     parser.add_argument("--out", default="benchmarks/curriculum_comparison")
+    parser.add_argument("--arm", action="append", default=[], metavar="NAME:KEY=VALUE;...",
+                        help="another curriculum arm, e.g. 'fast:curriculum.num_levels=4' (repeatable)")
     parser.add_argument("--report-only", action="store_true", help="only read existing runs and write the report")
     args = parser.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    commands = {arm: command(args.config, arm, args) for arm in ARMS}
+    arms = {**DEFAULT_ARMS, **dict(parse_arm(text) for text in args.arm)}
+    commands = {name: command(args.config, name, settings, args) for name, settings in arms.items()}
     if not args.report_only:
-        for arm, cmd in commands.items():
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        for cmd in commands.values():
             print("running:", shlex.join(cmd[1:]), flush=True)
             subprocess.run(cmd, cwd=REPO, env=env, check=True)
     curves = {}
-    for arm in ARMS:
-        trials = sorted((REPO / args.storage / arm).glob("MAPushPPO_*"), key=lambda p: p.stat().st_mtime)
-        curves[arm] = rows_of(trials[-1], arm)
+    for name in arms:
+        trials = sorted((REPO / args.storage / name).glob("MAPushPPO_*"), key=lambda p: p.stat().st_mtime)
+        curves[name] = rows_of(trials[-1], name)
     out = REPO / args.out
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)

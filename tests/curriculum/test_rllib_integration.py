@@ -345,5 +345,17 @@ def test_stock_runner_restores_and_restarts_its_episodes(tmp_path, local_ray) ->
         for now, expected in zip(runner_states(algo)[0], before):
             assert_same_state(now, expected)
         assert algo.train()["curriculum"]["env_runner_restores"] == 1
+
+        # A PBT exploit restores the leader's checkpoint into a member built from its own config (here another
+        # seed): the member takes the leader's curriculum state wholesale, curriculum seed included.
+        member_experiment = experiment.model_copy(update={"run": experiment.run.model_copy(update={"seed": 1})})
+        member = build_algorithm_config(member_experiment).build_algo()
+        try:
+            assert all(state["seed"] == 1 for state in runner_states(member)[0])
+            member.restore_from_path(path)
+            for now, expected in zip(runner_states(member)[0], saved):
+                assert_same_state(now, expected)
+        finally:
+            member.stop()
     finally:
         algo.stop()
