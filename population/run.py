@@ -141,9 +141,15 @@ def progress_reporter(experiment: ExperimentConfig, plan) -> object:
         "pbt/score": "score",
     }
     parameters = {"member": "member"}
-    if plan is not None:
-        for mutation, rllib in zip(plan.mutations[:4], plan.rllib_mutations[:4]):
-            parameters[rllib.path.replace(".", "/")] = mutation.path.split(".")[-1]
+    if plan is not None:  # the mutated values users look at first: entropy, then collision and OCB scales
+        def rank(path: str) -> int:
+            return next((i for i, key in enumerate(("entropy", "collision", "ocb", "lr")) if key in path), 9)
+
+        pairs = sorted(zip(plan.mutations, plan.rllib_mutations), key=lambda pair: rank(pair[0].path))
+        for mutation, rllib in pairs[:5]:
+            parts = mutation.path.split(".")
+            owner = next((p for p in parts if p.startswith(("agent_", "policy_"))), "")
+            parameters[rllib.path.replace(".", "/")] = f"{parts[-1]} {owner}".strip()
     return tune.CLIReporter(metric_columns=metrics, parameter_columns=parameters, max_report_frequency=30,
                             sort_by_metric=plan is not None)
 
