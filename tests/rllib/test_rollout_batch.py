@@ -150,3 +150,40 @@ def test_chunk_layout_orders_ended_chunks_by_end_step_then_ongoing_by_env() -> N
 def test_bulk_needs_the_batched_runner() -> None:
     with pytest.raises(ValueError, match="learner_batch: 'bulk' needs runner: batched"):
         TrainingConfig(runner="stock", learner_batch="bulk")
+
+
+@pytest.mark.ray
+def test_ppo_trains_on_rollout_batches_from_a_remote_runner() -> None:
+    """MAPushPPO with the bulk batch on a real local Ray: a remote runner's RolloutBatch reaches the learner."""
+    import ray
+
+    from mapush_rllib.algorithm import MAPushPPO
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        config = build_ppo_config(
+            TrainingConfig(num_env_runners=1, rollout_steps=10, num_epochs=1, num_minibatches=2, learner_batch="bulk"),
+            SimConfig(num_envs=NUM_ENVS, num_threads=1), TaskConfig(episode_length_s=0.1), RewardConfig(), seed=3,
+        ).env_runners(num_cpus_per_env_runner=0.5).resources(num_cpus_for_main_process=0.5).learners(
+            num_cpus_per_learner=0.5
+        )
+        algo = config.build_algo()
+        assert isinstance(algo, MAPushPPO)
+        try:
+            learner = algo.learner_group._learner
+            assert isinstance(learner, MAPushPPOLearner)
+            before = {k: v.clone() for k, v in learner.module["policy_0"].state_dict().items()}
+            for _ in range(2):
+                result = algo.train()
+            after = learner.module["policy_0"].state_dict()
+            assert any(not torch.equal(before[k], after[k]) for k in before)
+            assert result["env_runners"]["num_env_steps_sampled"] == 10 * NUM_ENVS
+            assert result["env_runners"]["mapush"]["window_episodes"] >= NUM_ENVS  # 5-step episodes ended
+            for module_id in ("policy_0", "policy_1"):
+                # rows trained per iteration: one epoch over the steps plus one bootstrap row per chunk
+                assert result["learners"][module_id]["num_module_steps_trained"] >= 10 * NUM_ENVS
+                assert np.isfinite(result["learners"][module_id]["total_loss"])
+        finally:
+            algo.stop()
+    finally:
+        ray.shutdown()
