@@ -16,7 +16,9 @@ Default task (20 s episodes), default network ([64, 64]), torch on 1 thread, MuJ
 
 GPU (`--device cuda`): the simulator's tensors, the runner's policies and, with `--gpus 1`, the PPO learner live
 on the GPU; `--learner-batch bulk` hands the rollout tensors to the learner without episode objects
-(`mapush_rllib/rollout_batch.py`). `--profile` adds one more iteration split into its phases, each timed with
+(`mapush_rllib/rollout_batch.py`). `--members K` also trains K members at once (Ray actors sharing the learner GPUs, as Tune trials with
+`run.resources.gpus: 1/K` do) and reports their summed env steps/s. `--profile` adds one more iteration split
+into its phases, each timed with
 the GPU synchronised: the rollout (simulator + policy), building episodes (episodes only), the learner batch
 (RLlib's connectors and GAE, or the bulk build), the SGD epochs, and the weight sync; `--torch-profile FILE`
 writes torch.profiler's op tables of that iteration.
@@ -111,12 +113,53 @@ def train_throughput(config, iterations: int, profile: bool, torch_profile: str 
             algo.train()
             synchronize()
             durations.append(time.perf_counter() - start)
+        phases["gpu_memory_gib"] = gpu_memory_gib()
         if profile:
-            phases = profile_iteration(algo, torch_profile)
+            phases.update(profile_iteration(algo, torch_profile))
             phases["train_iteration_s"] = round(float(np.median(durations)), 4)
     finally:
         algo.stop()
     return iterations * config.train_batch_size_per_learner / sum(durations), phases
+
+
+class Member:
+    """One PBT member's training in its own Ray actor (as a Tune trial runs it), for `--members`."""
+
+    def __init__(self, config) -> None:
+        torch.set_num_threads(1)
+        self.algo = config.build_algo()
+        self.algo.train()  # warm-up: kernel compilation, first episodes
+
+    def train(self, iterations: int) -> None:
+        for _ in range(iterations):
+            self.algo.train()
+        synchronize()
+
+    def gpu_memory_gib(self) -> float:
+        return gpu_memory_gib()
+
+
+def members_throughput(config, members: int, iterations: int, gpus: float) -> float:
+    """Summed env steps/s of `members` members training at once, each an actor with `gpus / members` GPUs."""
+    import ray
+
+    actor = ray.remote(num_cpus=1, num_gpus=gpus / members)(Member)
+    workers = [actor.remote(config) for _ in range(members)]
+    ray.get([worker.gpu_memory_gib.remote() for worker in workers])  # all built and warmed up
+    start = time.perf_counter()
+    ray.get([worker.train.remote(iterations) for worker in workers])
+    elapsed = time.perf_counter() - start
+    for worker in workers:
+        ray.kill(worker)
+    return members * iterations * config.train_batch_size_per_learner / elapsed
+
+
+def gpu_memory_gib() -> float | None:
+    """GPU memory in use on the whole device (torch, Warp, CUDA contexts), GiB; None without a GPU."""
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return None
+    free, total = torch.cuda.mem_get_info()
+    return round((total - free) / 2**30, 2)
 
 
 def profile_iteration(algo, torch_profile: str | None) -> dict:
@@ -197,6 +240,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds of raw stepping and of sampling")
     parser.add_argument("--iterations", type=int, default=2, help="timed PPO iterations")
     parser.add_argument("--skip-raw-sample", action="store_true", help="measure training only")
+    parser.add_argument("--members", type=int, nargs="*", default=[],
+                        help="also train this many members at once, sharing --gpus (e.g. 2 4)")
     parser.add_argument("--profile", action="store_true", help="time the phases of one more iteration")
     parser.add_argument("--torch-profile", help="append torch.profiler op tables of that iteration to this file")
     parser.add_argument("--json", action="store_true", help="JSON lines only")
@@ -227,8 +272,15 @@ def main() -> None:
                     )
                     if "raw_env_steps_per_s" in row:
                         row["sample_over_raw"] = round(row["sample_env_steps_per_s"] / row["raw_env_steps_per_s"], 3)
+                    memory = phases.pop("gpu_memory_gib", None)
+                    if memory is not None:
+                        row["gpu_memory_gib"] = memory
                     if phases:
                         row["phases"] = phases
+                    for members in args.members:
+                        row[f"train_env_steps_per_s_{members}_members"] = round(
+                            members_throughput(config, members, args.iterations, args.gpus)
+                        )
                     if args.json:
                         print(json.dumps(row), flush=True)
                     else:

@@ -449,7 +449,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         for module_id, agents in self.module_agents.items():
             per_episode[(EPISODE_MODULE_RETURN_MEAN, module_id)] = (returns[:, agents].sum(dim=1), "mean")
         for key, (values, reduce) in per_episode.items():
-            for value in values.tolist():
+            for value in values[-window:].tolist():  # a windowed reduction keeps only the last `window` values
                 self.metrics.log_value(key, value, reduce=reduce, window=window)
 
     def get_metrics(self) -> dict:
