@@ -154,7 +154,7 @@ def learner_batch(
     """
     rollouts = [rollout.to(device) for rollout in rollouts]
     layouts = [chunk_layout(r.terminated | r.truncated) for r in rollouts]
-    module_ids = [m for m in rollouts[0].module_agents if m in module.keys()]
+    module_ids = [m for m in _module_order(rollouts[0]) if m in module.keys()]
     batch = {}
     for module_id in module_ids:
         with torch.no_grad():
@@ -165,14 +165,26 @@ def learner_batch(
     )
 
 
-def block_agents(rollout: RolloutBatch, module_id: str) -> list[int]:
-    """The agents of a module in the order RLlib's connectors put them in a chunk's block.
+def _agent_order(rollout: RolloutBatch) -> list[int]:
+    """Agent indices in the order RLlib's learner connectors visit a multi-agent episode's agents.
 
-    They iterate a multi-agent episode's agents as `MultiAgentEpisode.agent_ids`, a Python set of the ids, so
-    the order is that of this process's string hashes (not necessarily agent order).
+    They iterate `MultiAgentEpisode.agent_ids`, a Python set of the ids, so the order is that of this process's
+    string hashes (it varies with PYTHONHASHSEED). It decides the order of the agents within a chunk's rows and
+    the order of the modules in the batch, which is the order in which the minibatch iterator shuffles them.
     """
+    return [rollout.agent_ids.index(aid) for aid in set(rollout.agent_ids)]
+
+
+def _module_order(rollout: RolloutBatch) -> list[str]:
+    """Module ids in the order of their first agent in `_agent_order`."""
+    module_of = {index: module_id for module_id, agents in rollout.module_agents.items() for index in agents}
+    return list(dict.fromkeys(module_of[index] for index in _agent_order(rollout)))
+
+
+def block_agents(rollout: RolloutBatch, module_id: str) -> list[int]:
+    """The agents of a module in the order RLlib's connectors put their rows in a chunk's block."""
     agents = rollout.module_agents[module_id]
-    return [rollout.agent_ids.index(aid) for aid in set(rollout.agent_ids) if rollout.agent_ids.index(aid) in agents]
+    return [index for index in _agent_order(rollout) if index in agents]
 
 
 def _module_batch(

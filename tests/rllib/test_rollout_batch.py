@@ -70,7 +70,7 @@ def bulk_batch(learner, rollouts) -> dict:
 
 
 def assert_same_batch(expected: dict, actual: dict) -> None:
-    assert sorted(expected) == sorted(actual)
+    assert list(expected) == list(actual), "module order (the order the minibatch iterator shuffles them in)"
     for module_id, columns in expected.items():
         other = actual[module_id]
         assert sorted(columns.keys()) == sorted(other.keys()), module_id
