@@ -16,12 +16,12 @@ Default task (20 s episodes), default network ([64, 64]), torch on 1 thread, MuJ
 
 GPU (`--device cuda`): the simulator's tensors, the runner's policies and, with `--gpus 1`, the PPO learner live
 on the GPU; `--learner-batch bulk` hands the rollout tensors to the learner without episode objects
-(`mapush_rllib/rollout_batch.py`). `--members K` also trains K members at once (Ray actors sharing the learner GPUs, as Tune trials with
-`run.resources.gpus: 1/K` do) and reports their summed env steps/s. `--profile` adds one more iteration split
-into its phases, each timed with
-the GPU synchronised: the rollout (simulator + policy), building episodes (episodes only), the learner batch
-(RLlib's connectors and GAE, or the bulk build), the SGD epochs, and the weight sync; `--torch-profile FILE`
-writes torch.profiler's op tables of yet another iteration.
+(`mapush_rllib/rollout_batch.py`). `--members K` also trains K members at once (Ray actors sharing the learner
+GPUs, as Tune trials with `run.resources.gpus: 1/K` do) and reports their summed env steps/s. `--profile` adds
+one more iteration split into its phases, each timed with the GPU synchronised: the rollout (simulator +
+policy), building episodes (episodes only), the learner batch (RLlib's connectors and GAE, or the bulk build),
+the SGD epochs, and the weight sync; `--torch-profile FILE` writes torch.profiler's op tables of yet another
+iteration.
 
 Absolute figures are only comparable within one run: the 2-core development machines are shared.
 """

@@ -9,7 +9,8 @@ costs seconds per iteration (`benchmarks/train_throughput.py --profile`). Here t
 - the same rows in the same order: per module, one block per episode chunk in the runner's order (episodes that
   ended, by end step then env; then the ongoing ones, by env), within it per agent of the module the chunk's
   steps plus the bootstrap step RLlib appends (`AddOneTsToEpisodesAndTruncate`: the last observation again,
-  action and model outputs repeated, reward 0, loss mask off);
+  action and model outputs repeated, reward 0, loss mask off); agents and modules in the order RLlib visits
+  them (`_agent_order`), which is also the order the minibatch iterator shuffles the modules in;
 - the same columns: obs, actions, rewards, terminateds, truncateds (the last real step of every chunk that did
   not terminate), loss_mask, the runner's model outputs, weights_seq_no, and the GAE advantages and value
   targets, with the values from the same `compute_values` call on the same rows and GAE in the same float64
@@ -181,7 +182,7 @@ def _module_order(rollout: RolloutBatch) -> list[str]:
     return list(dict.fromkeys(module_of[index] for index in _agent_order(rollout)))
 
 
-def block_agents(rollout: RolloutBatch, module_id: str) -> list[int]:
+def _block_agents(rollout: RolloutBatch, module_id: str) -> list[int]:
     """The agents of a module in the order RLlib's connectors put their rows in a chunk's block."""
     agents = rollout.module_agents[module_id]
     return [index for index in _agent_order(rollout) if index in agents]
@@ -204,7 +205,7 @@ def _module_batch(
         the real steps, `bootstrap(...)` those of the bootstrap step of the chunk ending at each (t, env)."""
         out = torch.empty((num_rows, *feature), dtype=dtype, device=device)
         for rollout, layout, rows in zip(rollouts, layouts, placed):
-            agents = block_agents(rollout, module_id)
+            agents = _block_agents(rollout, module_id)
             _scatter_rows(out, rows, layout.is_end, real(rollout, layout, agents), bootstrap(rollout, layout, agents))
         return out
 
@@ -269,7 +270,7 @@ def _gae(
     gamma_lambda = gamma * lambda_
     bootstrap_rows = []
     for rollout, layout, rows in zip(rollouts, layouts, placed):
-        agents = block_agents(rollout, module_id)
+        agents = _block_agents(rollout, module_id)
         is_end = layout.is_end[..., None]  # (T, N, 1)
         value = values[rows.real]  # (T, N, k)
         next_value = torch.where(is_end, values[rows.bootstrap.clamp(max=num_rows - 1)], value.roll(-1, dims=0))

@@ -139,7 +139,9 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             self.module_agents[self.agent_modules[aid]].append(index)
         # The same agents as slices where they are contiguous: indexing a GPU tensor with a list copies the list
         # to the GPU first, which waits for the queued GPU work.
-        self._agent_index = {module_id: _as_index(agents, self._device) for module_id, agents in self.module_agents.items()}
+        self._agent_index = {
+            module_id: _as_index(agents, self._device) for module_id, agents in self.module_agents.items()
+        }
         self._bulk = bool(self.config.learner_config_dict.get(BULK_LEARNER_BATCH, False))
         self._window = EpisodeWindow(self.config.metrics_num_episodes_for_smoothing)
         space = action_space()

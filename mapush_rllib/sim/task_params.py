@@ -89,7 +89,9 @@ class TaskParams:
         self.box_version = 0  # counts `set` calls that touched the box, so users can skip unchanged boxes cheaply
         self.validate(torch.arange(num_envs, device=device))
 
-    def set(self, env_ids: torch.Tensor, *, trusted: bool = False, **values: torch.Tensor | float | list[float]) -> None:
+    def set(
+        self, env_ids: torch.Tensor, *, trusted: bool = False, **values: torch.Tensor | float | list[float]
+    ) -> None:
         """Change parameters of `env_ids`; applied at each env's next reset.
 
         Unknown names, wrong shapes, negative sizes and min > max raise TaskParamError naming the field;

@@ -76,7 +76,8 @@ def assert_same_batch(expected: dict, actual: dict) -> None:
         assert sorted(columns.keys()) == sorted(other.keys()), module_id
         for column in columns.keys():
             a, b = torch.as_tensor(columns[column]), torch.as_tensor(other[column])
-            assert a.dtype == b.dtype and a.shape == b.shape, f"{module_id}.{column}: {a.dtype}{a.shape} vs {b.dtype}{b.shape}"
+            what = f"{module_id}.{column}: {a.dtype}{tuple(a.shape)} vs {b.dtype}{tuple(b.shape)}"
+            assert a.dtype == b.dtype and a.shape == b.shape, what
             assert a.device == b.device, f"{module_id}.{column}"
             assert torch.equal(a, b), f"{module_id}.{column}"
     assert Postprocessing.ADVANTAGES in expected[module_id] and Postprocessing.VALUE_TARGETS in expected[module_id]
