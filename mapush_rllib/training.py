@@ -68,6 +68,14 @@ class TrainingConfig(StrictModel):
     runner: Literal["batched", "stock"] = Field(
         "batched", description="batched: one simulator call per step for all envs; stock: RLlib's runner"
     )
+    learner_batch: Literal["episodes", "bulk"] = Field(
+        "episodes",
+        description=(
+            "episodes: the runner returns RLlib episode chunks, RLlib's learner connectors build the training batch "
+            "(Python work per chunk); bulk (batched runner only): the runner hands its rollout tensors to the "
+            "learner, which builds the same batch with tensor ops on its device (needed at thousands of envs)"
+        ),
+    )
     num_env_runners: int = Field(0, ge=0, description="remote env runners; 0 samples in the trial's process")
     rollout_steps: int = Field(200, gt=0, description="policy steps per env per iteration (MAPush: 200)")
     num_minibatches: int = Field(4, gt=0, description="minibatches per epoch")
@@ -99,6 +107,12 @@ class TrainingConfig(StrictModel):
                 f"unknown policy id(s) {unknown}; with share_policy={share_policy} the policies are {list(valid)}"
             )
         return per_module
+
+    @model_validator(mode="after")
+    def _bulk_needs_batched_runner(self) -> TrainingConfig:
+        if self.learner_batch == "bulk" and self.runner != "batched":
+            raise ValueError("learner_batch: 'bulk' needs runner: batched (the stock runner returns episodes)")
+        return self
 
     @property
     def policy_ids(self) -> tuple[str, ...]:
@@ -196,13 +210,23 @@ def build_ppo_config(
             grad_clip_by="global_norm",
             use_kl_loss=False,
         )
-        .learners(num_learners=0)
+        .learners(num_learners=0, **_learner_batch_settings(training))
         .callbacks(callbacks or MAPushCallbacks)
         .reporting(metrics_num_episodes_for_smoothing=training.metrics_window_episodes)
         .debugging(seed=seed)
     )
     check_ppo_config(config)
     return config
+
+
+def _learner_batch_settings(training: TrainingConfig) -> dict:
+    """`learners()` settings of the bulk learner batch: its learner class, and the flag the runner reads."""
+    if training.learner_batch != "bulk":
+        return {}
+    from mapush_rllib.learner import MAPushPPOLearner
+    from mapush_rllib.rollout_batch import BULK_LEARNER_BATCH
+
+    return {"learner_class": MAPushPPOLearner, "learner_config_dict": {BULK_LEARNER_BATCH: True}}
 
 
 def check_ppo_config(config: PPOConfig) -> None:
