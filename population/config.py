@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from mapush_rllib.config import RewardConfig, SimConfig, StrictModel, TaskConfig, format_validation_error
 from mapush_rllib.training import TrainingConfig
+from mapush_rllib.sim.task_params import task_config_problems
 from population.pbt_config import PBTConfig, resolved_mutations
 
 
@@ -77,7 +78,10 @@ class ExperimentConfig(StrictModel):
     pbt: PBTConfig | None = Field(None, description="population-based training; absent: one member, no PBT")
 
     @model_validator(mode="after")
-    def _population(self) -> ExperimentConfig:
+    def _consistent(self) -> ExperimentConfig:
+        problems = task_config_problems(self.task, self.simulator.physics)
+        if problems:
+            raise ValueError("\n".join(problems))
         if self.pbt is None:
             return self
         resolved_mutations(self)  # raises naming pbt.<field> for impossible mutations

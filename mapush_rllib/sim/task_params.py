@@ -70,6 +70,21 @@ def task_param_violations(
     return checks
 
 
+def task_config_problems(task: TaskConfig, physics: PhysicsConfig) -> list[str]:
+    """The same rules for a task config, before any env exists: one `task.<field>: ...` line per violation.
+
+    Lets an experiment file with an impossible task fail at load time instead of inside a trial.
+    """
+    values = {
+        "box_size_m": torch.tensor([task.box_size_m]),
+        "box_mass_kg": torch.tensor([task.resolved_box_mass_kg()]),
+        "target_distance_m": torch.tensor([list(task.target_distance_m)]),
+        "spawn_radius_m": torch.tensor([list(task.spawn_radius_m)]),
+    }
+    violations = task_param_violations(values, task.success_radius_m, agent_half_diagonal_m(physics))
+    return [f"task.{name}: {getattr(task, name)} is invalid: {rule}" for name, bad, rule in violations if bool(bad[0])]
+
+
 class TaskParams:
     """Per-env task parameters as (E,) / (E, 2) tensors, validated on every change."""
 
