@@ -179,6 +179,11 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         self._device = torch.device(self.config.env_config.get("sim", {}).get("device", "cpu"))
         super().make_module()
 
+    def restart_episodes(self) -> None:
+        """Reset every env and begin new episodes at the next sample (e.g. after the task schedule was restored)."""
+        self._fresh = False
+        self._needs_initial_reset = True
+
     # --------------------------------------------------------------------------------------- sample
 
     def sample(

@@ -16,11 +16,13 @@ coefficient and learning rate (`per_module`), or with `share_policy` one `shared
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import gymnasium as gym
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
@@ -140,11 +142,12 @@ def build_ppo_config(
     seed: int,
     task_schedule_factory: TaskScheduleFactory | None = None,
     env_config_extra: dict | None = None,
-    callbacks: type | None = None,
+    callbacks: Sequence[type[RLlibCallback]] = (),
 ) -> PPOConfig:
     """The PPOConfig of a MAPush training run, checked with `check_ppo_config` (no Ray needed).
 
     Every env runner owns `sim.num_envs` envs; one iteration samples `rollout_steps` steps of each.
+    `callbacks` run after `MAPushCallbacks` (task metrics, live settings), e.g. a curriculum's.
     """
     from mapush_rllib.algorithm import MAPushPPO
     from mapush_rllib.callbacks import MAPushCallbacks
@@ -211,7 +214,7 @@ def build_ppo_config(
             use_kl_loss=False,
         )
         .learners(num_learners=0, **_learner_batch_settings(training))
-        .callbacks(callbacks or MAPushCallbacks)
+        .callbacks([MAPushCallbacks, *callbacks])
         .reporting(metrics_num_episodes_for_smoothing=training.metrics_window_episodes)
         .debugging(seed=seed)
     )
