@@ -93,13 +93,13 @@ def test_live_settings_reach_learners_and_every_env(algo) -> None:
     apply_live_settings(algo, reward_scales={"agent_1": {"ocb": 0.02}}, entropy_coeff={"policy_1": 0.05}, lr=2e-4)
     live = read_live_settings(algo)
     assert live["policy_1"] == {"entropy_coeff": pytest.approx(0.05), "lr": pytest.approx(2e-4)}
-    assert live["policy_0"]["entropy_coeff"] == pytest.approx(0.01)
+    assert live["policy_0"]["entropy_coeff"] == pytest.approx(0.001)
     assert live["reward_scales"]["agent_1"]["ocb"] == pytest.approx(0.02)
     assert live["reward_scales"]["agent_0"]["ocb"] == pytest.approx(0.004)
     assert [table["agent_1"]["ocb"] for table in read_env_reward_scales(algo)] == [pytest.approx(0.02)]
     result = algo.train()
     assert result["learners"]["policy_1"]["curr_entropy_coeff"] == pytest.approx(0.05)
-    assert result["learners"]["policy_0"]["curr_entropy_coeff"] == pytest.approx(0.01)
+    assert result["learners"]["policy_0"]["curr_entropy_coeff"] == pytest.approx(0.001)
     assert result["learners"]["policy_0"]["default_optimizer_learning_rate"] == pytest.approx(2e-4)
     assert result["live_settings"]["reward_scales"]["agent_1"]["ocb"] == pytest.approx(0.02)
     # A rebuilt env keeps the new scales (the env config was updated too).

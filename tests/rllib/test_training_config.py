@@ -29,7 +29,7 @@ def test_separate_policies_with_their_own_settings() -> None:
     config = build(per_module={"policy_1": {"entropy_coeff": 0.03, "lr": 1e-3}}, rollout_steps=50, num_minibatches=4)
     assert policy_mapping(config) == {"agent_0": "policy_0", "agent_1": "policy_1"}
     assert set(config.policies) == {"policy_0", "policy_1"}
-    assert config.get_config_for_module("policy_0").entropy_coeff == 0.01
+    assert config.get_config_for_module("policy_0").entropy_coeff == 0.001
     assert config.get_config_for_module("policy_1").entropy_coeff == 0.03
     assert config.get_config_for_module("policy_1").lr == 1e-3
     assert config.get_config_for_module("policy_0").lr == 5e-4
