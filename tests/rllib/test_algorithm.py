@@ -129,3 +129,27 @@ def test_checkpoint_carries_the_task_schedule_state(algo, tmp_path) -> None:
         assert torch.equal(weights, algo.learner_group._learner.module["policy_0"].actor[0].weight)
     finally:
         restored.stop()
+
+
+def test_shared_central_critic_policy_trains_and_acts_on_8d_observations(algo, tmp_path) -> None:
+    """One PPO iteration with a shared policy whose critic sees the global state; the saved actor needs 8-D only."""
+    from mapush_rllib.checkpoint_policy import load_checkpoint_policy
+
+    config = build_ppo_config(
+        TrainingConfig(share_policy=True, central_critic=True, rollout_steps=16, num_epochs=1, num_minibatches=1),
+        SimConfig(num_envs=4, num_threads=1), TaskConfig(episode_length_s=0.2), RewardConfig(), seed=4,
+    ).resources(num_cpus_for_main_process=0.5).learners(num_cpus_per_learner=0.5)
+    shared = config.build_algo()
+    try:
+        result = shared.train()
+        assert set(result["learners"]) >= {"shared_policy"}
+        assert result["learners"]["shared_policy"]["num_module_steps_trained"] >= 2 * 16 * 4  # both agents' rows
+        module = shared.learner_group._learner.module["shared_policy"]
+        assert module.critic[0].in_features == 25 and module.actor[0].in_features == 8
+        path = shared.save_to_path(tmp_path / "shared")
+    finally:
+        shared.stop()
+    policy, info = load_checkpoint_policy(str(path))
+    assert info["agent_modules"] == {"agent_0": "shared_policy", "agent_1": "shared_policy"} and info["central_critic"]
+    actions = policy(torch.randn(3, 2, 8))
+    assert actions.shape == (3, 2, 3)
