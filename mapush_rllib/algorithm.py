@@ -8,7 +8,9 @@ its part back through `load_state_dict`. Schedules without `state_dict` are skip
 
 After a restore the optimizers hold the checkpoint's learning rate (RLlib restores optimizer
 param groups), while the learner's schedule holds this run's; `set_state` re-applies the schedule's
-value at once, so the first update after a PBT exploit already uses the new learning rate.
+value at once, so the first update after a PBT exploit already uses the new learning rate. Then every
+restore (a PBT exploit, a resume, `restore_from_path`) checks that the live entropy coefficients, learning
+rates and env reward scales equal the config, and fails loudly otherwise (`verify_live_settings`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from ray.rllib.algorithms.ppo import PPO
 
 from mapush_rllib.env import runner_vec_envs
+from mapush_rllib.live_settings import verify_live_settings
 
 ENV_STATE_KEY = "mapush_env_state"
 
@@ -75,6 +78,7 @@ class MAPushPPO(PPO):
             )
         for call in self.learner_group.foreach_learner(_reapply_scheduled_learning_rates):
             call.get()
+        verify_live_settings(self)
 
 
 def _reapply_scheduled_learning_rates(learner: Any) -> None:

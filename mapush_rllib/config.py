@@ -238,5 +238,5 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
         path = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
         message = item["msg"].removeprefix("Value error, ")
         shown = "" if item["type"] in ("missing", "value_error") else f" (got {item.get('input')!r})"
-        lines.append(f"{path or '<root>'}: {message}{shown}")
+        lines.append(f"{path}: {message}{shown}" if path else message)
     return "\n".join(lines)

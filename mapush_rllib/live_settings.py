@@ -18,6 +18,7 @@ from mapush_rllib.config import REWARD_TERMS, RewardConfig
 from mapush_rllib.env import AGENT_IDS, runner_vec_envs
 
 ScalesUpdate = dict[str, float] | dict[str, dict[str, float]]
+LIVE_OVERRIDES = "_mapush_live_overrides"  # Algorithm attribute: entropy/lr set by apply_live_settings
 
 
 def apply_live_settings(
@@ -50,6 +51,10 @@ def apply_live_settings(
 
         algorithm.env_runner_group.foreach_env_runner(set_scales, local_env_runner=True)
     if entropy or rates:
+        overrides = algorithm.__dict__.setdefault(LIVE_OVERRIDES, {})
+        for key, values in (("entropy_coeff", entropy), ("lr", rates)):
+            for module_id, value in values.items():
+                overrides.setdefault(module_id, {})[key] = value
 
         def set_hyperparameters(learner: Any) -> None:
             for module_id, value in entropy.items():
@@ -142,3 +147,51 @@ def _resolved_scales(rewards: dict, update: ScalesUpdate) -> dict[str, dict[str,
 def _store_scales(env_config: dict, table: dict[str, dict[str, float]]) -> None:
     """Write the full scale table into an env config's reward section (as per-agent scales)."""
     env_config["rewards"] = {**env_config["rewards"], "per_agent_scales": table}
+
+
+class LiveSettingsMismatch(RuntimeError):
+    """The values the learners or envs run with differ from the trial's config (e.g. silently reverted)."""
+
+
+def expected_settings(algorithm: Any) -> dict[str, Any]:
+    """What every learner and env must hold: {module: {entropy_coeff, lr}, reward_scales}.
+
+    The config's values, except those changed since by `apply_live_settings` (which holds them on the
+    Algorithm; reward scales it writes into the env config itself).
+    """
+    expected: dict[str, Any] = {}
+    overrides = getattr(algorithm, LIVE_OVERRIDES, {})
+    config = algorithm.config.copy(copy_frozen=False)  # RLlib builds per-module configs by updating a copy
+    for module_id in sorted(config.policies):
+        module_config = config.get_config_for_module(module_id)
+        expected[module_id] = {"entropy_coeff": module_config.entropy_coeff, "lr": module_config.lr,
+                               **overrides.get(module_id, {})}
+    table = RewardConfig.model_validate(algorithm.config.env_config["rewards"], strict=False).scale_table()
+    expected["reward_scales"] = {agent: dict(zip(REWARD_TERMS, row)) for agent, row in zip(AGENT_IDS, table)}
+    return expected
+
+
+def verify_live_settings(algorithm: Any, *, rel_tol: float = 1e-6) -> None:
+    """Raise LiveSettingsMismatch naming every live entropy coefficient, learning rate or reward scale that
+    differs from the config (Ray has had bugs that silently revert perturbed values: ray#62173, ray#54755)."""
+    expected = expected_settings(algorithm)
+    live = read_live_settings(algorithm)
+    problems = []
+
+    def compare(name: str, want: Any, have: Any) -> None:
+        if not isinstance(want, (int, float)):
+            return  # a schedule, not a constant: nothing to compare against
+        if not (isinstance(have, (int, float)) and abs(have - want) <= rel_tol * max(abs(want), 1e-12)):
+            problems.append(f"{name}: live {have!r}, config {want!r}")
+
+    for module_id, values in expected.items():
+        if module_id == "reward_scales":
+            continue
+        for key, want in values.items():
+            compare(f"{module_id}.{key}", want, live.get(module_id, {}).get(key))
+    for index, table in enumerate(read_env_reward_scales(algorithm)):
+        for agent, terms in expected["reward_scales"].items():
+            for term, want in terms.items():
+                compare(f"env {index} reward_scales.{agent}.{term}", want, table[agent][term])
+    if problems:
+        raise LiveSettingsMismatch("live settings differ from the trial config after restore:\n  " + "\n  ".join(problems))

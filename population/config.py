@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from mapush_rllib.config import RewardConfig, SimConfig, StrictModel, TaskConfig, format_validation_error
 from mapush_rllib.training import TrainingConfig
+from population.pbt_config import PBTConfig, resolved_mutations
 
 
 class ExperimentConfigError(ValueError):
@@ -57,7 +58,11 @@ class RunConfig(StrictModel):
     checkpoint_every_iterations: int = Field(10, gt=0)
     checkpoints_to_keep: int | None = Field(None, gt=0, description="null keeps all (PBT needs old ones)")
     storage: str = Field("runs", min_length=1, description="directory of Tune's experiment folders")
-    dashboard: bool = Field(False, description="start Ray's dashboard (http://127.0.0.1:8265)")
+    dashboard: bool = Field(False, description="start Ray's dashboard with a local run (http://127.0.0.1:8265)")
+    dashboard_port: int = Field(8265, ge=1024, le=65535)
+    max_failures: int = Field(
+        3, ge=0, description="times a crashed member is restored from its last checkpoint before the run gives up"
+    )
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
 
@@ -69,6 +74,20 @@ class ExperimentConfig(StrictModel):
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    pbt: PBTConfig | None = Field(None, description="population-based training; absent: one member, no PBT")
+
+    @model_validator(mode="after")
+    def _population(self) -> ExperimentConfig:
+        if self.pbt is None:
+            return self
+        resolved_mutations(self)  # raises naming pbt.<field> for impossible mutations
+        keep = self.run.checkpoints_to_keep
+        if keep is not None and keep < 4:
+            raise ValueError(
+                f"run.checkpoints_to_keep: {keep} is too few for PBT (a member copies another's checkpoint, "
+                "which must still exist: Tune warns below 3); use null (keep all) or at least 4"
+            )
+        return self
 
 
 def load_experiment(path: str | Path, *, storage: str | None = None) -> ExperimentConfig:

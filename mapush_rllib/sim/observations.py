@@ -5,6 +5,7 @@ Shapes use E = num_envs, A = num_agents.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -99,6 +100,13 @@ def global_state(
     return torch.nan_to_num(state, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+@functools.cache
+def _corner_signs(device: torch.device) -> torch.Tensor:
+    """(4, 2) corner signs of a square, counter-clockwise; made once per device, because copying a constant
+    from the host to a GPU waits for all queued GPU work (a host sync in every step)."""
+    return torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=device)
+
+
 def box_polygon_closest_edge_normal(point_in_box: torch.Tensor, half_size: torch.Tensor) -> torch.Tensor:
     """Inward unit normal of the square-box edge closest to each point, in the box frame.
 
@@ -112,8 +120,7 @@ def box_polygon_closest_edge_normal(point_in_box: torch.Tensor, half_size: torch
         (E, A, 2) unit normals.
     """
     h = half_size[:, None, None]
-    signs = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=point_in_box.device)
-    start = signs[None, None] * h[..., None]  # (E, 1, 4, 2)
+    start = _corner_signs(point_in_box.device)[None, None] * h[..., None]  # (E, 1, 4, 2)
     end = torch.roll(start, shifts=-1, dims=2)
     edge = end - start
     rel = point_in_box[:, :, None, :] - start  # (E, A, 4, 2)

@@ -207,9 +207,9 @@ class MAPushVecEnv:
         self.obs, self.state = obs, state
         done = terminated | truncated
         episodes = None
-        if bool(done.any()):
-            ids = done.nonzero().squeeze(1)
-            episodes = self._episode_stats(ids, success, exception, truncated)
+        ids = done.nonzero().squeeze(1)  # a host sync (one per step on GPUs): which envs reset
+        if len(ids):
+            episodes = self._episode_stats(ids, success, exception, truncated, distance)
             self.obs, self.state = obs.clone(), state.clone()
             self._reset_envs(ids, outcome=success[ids])
         return StepResult(
@@ -244,9 +244,13 @@ class MAPushVecEnv:
         }
 
     def _episode_stats(
-        self, ids: torch.Tensor, success: torch.Tensor, exception: torch.Tensor, truncated: torch.Tensor
+        self, ids: torch.Tensor, success: torch.Tensor, exception: torch.Tensor, truncated: torch.Tensor,
+        distance: torch.Tensor,
     ) -> EpisodeStats:
         length = self.step_count[ids]
+        start = self.initial_distance[ids]
+        to_go = (start - self.task_config.success_radius_m).clamp(min=1e-6)
+        progress = torch.where(success[ids], 1.0, ((start - distance[ids]) / to_go).clamp(0.0, 1.0))
         limit_s = torch.full_like(length, self.max_episode_steps, dtype=torch.float32) * self.dt
         return EpisodeStats(
             env_ids=ids,
@@ -259,7 +263,8 @@ class MAPushVecEnv:
             engaged_steps=self.ep_engaged[ids],
             contact_impulse=self.ep_impulse[ids],
             term_sums=self.ep_terms[ids],
-            initial_distance_m=self.initial_distance[ids],
+            initial_distance_m=start,
+            task_progress=progress,
             box_size_m=self.episode_box_size[ids],
         )
 

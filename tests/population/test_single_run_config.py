@@ -65,13 +65,13 @@ def test_yaml_syntax_error_is_one_message(tmp_path: Path, capsys) -> None:
 
 def test_dry_run_prints_the_resolved_experiment_and_writes_nothing(tmp_path: Path, capsys) -> None:
     assert main([str(REPO / "configs" / "single.yaml"), "--dry-run", "--storage", str(tmp_path / "out")]) == 0
-    resolved = json.loads(capsys.readouterr().out)
+    resolved = json.loads(capsys.readouterr().out)["experiment"]
     assert resolved["run"]["storage"] == str(tmp_path / "out")
     assert resolved["training"]["share_policy"] is False
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["single.yaml", "smoke.yaml"])
+@pytest.mark.parametrize("name", ["single.yaml", "smoke.yaml", "pbt_smoke.yaml"])
 def test_shipped_configs_are_valid(name: str) -> None:
     experiment = load_experiment(REPO / "configs" / name)
     assert experiment.training.policy_ids == ("policy_0", "policy_1")

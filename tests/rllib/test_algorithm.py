@@ -153,3 +153,39 @@ def test_shared_central_critic_policy_trains_and_acts_on_8d_observations(algo, t
     assert info["agent_modules"] == {"agent_0": "shared_policy", "agent_1": "shared_policy"} and info["central_critic"]
     actions = policy(torch.randn(3, 2, 8))
     assert actions.shape == (3, 2, 3)
+
+
+@pytest.mark.parametrize("tampered", ["learner entropy", "env reward scale"])
+def test_restore_fails_loudly_when_a_live_value_was_silently_reverted(tampered, tmp_path) -> None:
+    """The post-restore invariant check (ray#62173 / ray#54755 class of bugs): a value the learner or an env
+    holds behind the config's back makes every restore raise, naming the value."""
+    from ray.rllib.utils.schedules.scheduler import Scheduler
+
+    from mapush_rllib.live_settings import LiveSettingsMismatch
+    from mapush_rllib.runner import BatchedEnvRunner  # noqa: F401  (the runner the config names)
+
+    config = build_ppo_config(
+        TrainingConfig(rollout_steps=8, num_minibatches=1, num_epochs=1),
+        SimConfig(num_envs=2, num_threads=1), TaskConfig(), RewardConfig(), seed=0,
+    )
+    algorithm = config.build_algo()
+    try:
+        path = algorithm.save_to_path(tmp_path / "checkpoint")
+        algorithm.restore_from_path(path)  # consistent: passes
+        if tampered == "learner entropy":
+            def revert(learner) -> None:
+                learner.entropy_coeff_schedulers_per_module["policy_0"] = Scheduler(
+                    0.123, framework="torch", device=learner._device)
+            for call in algorithm.learner_group.foreach_learner(revert):
+                call.get()
+            expected = "policy_0.entropy_coeff: live 0.123"
+        else:
+            def revert(env_runner) -> None:
+                from mapush_rllib.env import runner_vec_envs
+                runner_vec_envs(env_runner)[0].set_reward_scales({"agent_1": {"ocb": 0.5}})
+            algorithm.env_runner_group.foreach_env_runner(revert, local_env_runner=True)
+            expected = "reward_scales.agent_1.ocb: live 0.5, config 0.004"
+        with pytest.raises(LiveSettingsMismatch, match=expected):
+            algorithm.restore_from_path(path)
+    finally:
+        algorithm.stop()

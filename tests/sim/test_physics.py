@@ -1,6 +1,8 @@
-"""Physical checks on the real embedded MuJoCo simulator (issue 2 acceptance)."""
+"""Physical checks on the real simulators (issue 2 acceptance): embedded MuJoCo, and MuJoCo Warp on Warp's CPU
+device where it is installed (issue 7: the checks pass on both backends)."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -20,16 +22,22 @@ def run(backend, box_pose, agent_pose, commands, steps=STEPS):
     backend.reset_envs(np.arange(n), box_pose, agent_pose, np.zeros((n, 2, 3)))
     for _ in range(steps):
         backend.step(commands)
-    return {k: np.array(v) for k, v in backend.state().items()}
+    return {k: np.asarray(v.cpu() if hasattr(v, 'cpu') else v) for k, v in backend.state().items()}
 
 
 def box_poses(n):
     return np.tile([0.0, 0.0, PHYSICS.box_height_m / 2, 0.0], (n, 1))
 
 
-@pytest.fixture(scope="module")
-def backend():
-    b = MujocoBackend(4, PHYSICS, num_threads=1)
+@pytest.fixture(scope="module", params=["mujoco", "mujoco_warp"])
+def backend(request):
+    if request.param == "mujoco":
+        b = MujocoBackend(4, PHYSICS, num_threads=1)
+    else:
+        pytest.importorskip("mujoco_warp", reason="MuJoCo Warp is not installed: pip install -e '.[warp]'")
+        from mapush_rllib.sim.warp_backend import WarpBackend
+
+        b = WarpBackend(4, PHYSICS, device=os.environ.get("MAPUSH_WARP_TEST_DEVICE", "cpu"))
     b.set_box(np.arange(4), np.tile([1.2, 1.2, 0.5], (4, 1)), np.full(4, 4.0), np.full(4, 0.55))
     return b
 

@@ -1,0 +1,149 @@
+"""The `pbt:` section of an experiment: population size, schedule, what is mutated, how members are ranked.
+
+Mutations are written as dotted paths into the experiment file itself, so what a user reads in the YAML is
+what is mutated:
+
+    pbt:
+      reward_scales: per_agent        # every MAPush reward-term scale, for each agent separately
+      entropy: per_policy             # each policy's entropy coefficient
+      mutations:                      # anything else, with its bounds
+        training.lr: [1.0e-4, 2.0e-3]
+
+`member_experiment` turns those shorthands into explicit values in the experiment (e.g. each agent's scale
+becomes an entry of `rewards.per_agent_scales`), and `rllib_path` says where each value lives in the
+RLlib config dict that Tune hands to every member, which is where Tune's explore step changes it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mapush_rllib.config import NUM_AGENTS, REWARD_TERMS, Range, StrictModel, check_range
+from population.explore import Mutation
+
+
+class ScoreConfig(StrictModel):
+    """Weights of the member score (`population/exploit.py`): success, curriculum and task progress, freeloading."""
+
+    level_weight: float = Field(0.5, ge=0, description="weight of mean curriculum level / top level")
+    freeloading_weight: float = Field(0.25, ge=0, description="penalty per unit of freeloading index")
+    progress_weight: float = Field(0.1, ge=0, description="weight of task progress (how far boxes got)")
+
+
+class PBTConfig(StrictModel):
+    """Population-based training over reward scales and entropy (Tune PBT with DexPBT's replacement rule)."""
+
+    population_size: int = Field(4, ge=2, description="members trained side by side")
+    perturbation_interval: int = Field(10, gt=0, description="iterations between a member's exploit decisions")
+    burn_in: int = Field(10, ge=0, description="iterations before any member can be replaced")
+    quantile_fraction: float = Field(0.25, gt=0, le=0.5, description="bottom share that may be replaced")
+    resample_probability: float = Field(0.25, ge=0, le=1, description="chance a value is redrawn, not perturbed")
+    perturbation_factors: Range = Field((1.1, 1.5), description="x/÷ a factor drawn log-uniformly from this range")
+    replace_threshold_std: float = Field(0.5, ge=0, description="gap to the leader > this x population std ...")
+    replace_threshold_abs: float = Field(0.05, ge=0, description="... and > this x |leader score|")
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    reward_scales: Literal["per_agent", "shared", "none"] = Field(
+        "per_agent", description="mutate every reward-term scale per agent, once for both, or not"
+    )
+    reward_scale_range: float = Field(4.0, gt=1, description="scale bounds: default x/÷ this factor")
+    entropy: Literal["per_policy", "shared", "none"] = Field("per_policy", description="mutate entropy coefficients")
+    entropy_coeff_range: Range = Field((1e-4, 0.1), description="bounds of mutated entropy coefficients")
+    mutations: dict[str, Range] = Field(default_factory=dict, description="more dotted paths and their [low, high]")
+    initial: Literal["perturbed", "identical"] = Field(
+        "perturbed", description="members other than member 0 start from a perturbed copy of the config"
+    )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> PBTConfig:
+        check_range("perturbation_factors", self.perturbation_factors, minimum=1.0)
+        check_range("entropy_coeff_range", self.entropy_coeff_range)
+        if self.entropy_coeff_range[0] <= 0:
+            raise ValueError("entropy_coeff_range: low must be positive (values are mutated in log space)")
+        return self
+
+
+def _policy_ids(experiment) -> tuple[str, ...]:
+    return experiment.training.policy_ids
+
+
+def member_experiment(experiment):
+    """The experiment with every mutated value written out explicitly (per agent / per policy).
+
+    Per-agent reward scales go to `rewards.per_agent_scales.agent_i.<term>`, per-policy entropy to
+    `training.per_module.<policy>.entropy_coeff`, so each has one path a mutation can change.
+    """
+    pbt: PBTConfig = experiment.pbt
+    data = experiment.model_dump(mode="python")
+    if pbt.reward_scales == "per_agent":
+        table = experiment.rewards.scale_table()
+        data["rewards"]["per_agent_scales"] = {
+            f"agent_{i}": dict(zip(REWARD_TERMS, table[i])) for i in range(NUM_AGENTS)
+        }
+    if pbt.entropy == "per_policy":
+        per_module = data["training"].setdefault("per_module", {})
+        for policy in _policy_ids(experiment):
+            entry = per_module.setdefault(policy, {})
+            if entry.get("entropy_coeff") is None:
+                entry["entropy_coeff"] = experiment.training.entropy_coeff
+    return type(experiment).model_validate(data, strict=False)
+
+
+def resolved_mutations(experiment) -> list[Mutation]:
+    """Every mutated hyperparameter of the (member) experiment, as experiment paths with bounds."""
+    pbt: PBTConfig = experiment.pbt
+    mutations = []
+    if pbt.reward_scales != "none":
+        table = experiment.rewards.scale_table()
+        agents = range(NUM_AGENTS) if pbt.reward_scales == "per_agent" else [None]
+        for agent in agents:
+            for k, term in enumerate(REWARD_TERMS):
+                value = table[0 if agent is None else agent][k]
+                if value == 0:
+                    continue  # a switched-off term stays off: log space has no room for 0
+                path = f"rewards.per_agent_scales.agent_{agent}.{term}" if agent is not None else f"rewards.scales.{term}"
+                bounds = sorted((value / pbt.reward_scale_range, value * pbt.reward_scale_range))
+                mutations.append(Mutation(path, *bounds))
+    if pbt.entropy == "per_policy":
+        for policy in _policy_ids(experiment):
+            mutations.append(Mutation(f"training.per_module.{policy}.entropy_coeff", *pbt.entropy_coeff_range))
+    elif pbt.entropy == "shared":
+        mutations.append(Mutation("training.entropy_coeff", *pbt.entropy_coeff_range))
+    known = {m.path for m in mutations}
+    for path, (low, high) in pbt.mutations.items():
+        if path in known:
+            raise ValueError(f"pbt.mutations.{path}: already mutated by pbt.reward_scales / pbt.entropy")
+        rllib_path(path)  # raises for paths that are not mutable
+        parts = path.split(".")
+        if parts[:2] == ["training", "per_module"] and parts[2] not in _policy_ids(experiment):
+            raise ValueError(f"pbt.mutations.{path}: unknown policy {parts[2]!r}; policies: {list(_policy_ids(experiment))}")
+        mutations.append(Mutation(path, low, high))
+    return mutations
+
+
+#: Experiment paths a mutation may target (besides reward scales), and their keys in RLlib's config dict.
+TRAINING_KEYS = {
+    "lr": "lr",
+    "entropy_coeff": "entropy_coeff",
+    "clip_param": "clip_param",
+    "gae_lambda": "lambda",
+    "vf_loss_coeff": "vf_loss_coeff",
+    "grad_clip": "grad_clip",
+}
+
+
+def rllib_path(path: str) -> str:
+    """Where an experiment path lives in the RLlib config dict of a member (raises for unmutable paths)."""
+    parts = path.split(".")
+    if parts[0] == "rewards" and len(parts) >= 3 and parts[-1] in REWARD_TERMS:
+        return "env_config." + path
+    if parts[0] == "training" and len(parts) == 2 and parts[1] in TRAINING_KEYS:
+        return TRAINING_KEYS[parts[1]]
+    if parts[:2] == ["training", "per_module"] and len(parts) == 4 and parts[3] in ("lr", "entropy_coeff"):
+        return f"algorithm_config_overrides_per_module.{parts[2]}.{parts[3]}"
+    raise ValueError(
+        f"pbt.mutations.{path}: not a mutable value; use rewards.scales.<term>, "
+        f"rewards.per_agent_scales.agent_<i>.<term>, training.<{'|'.join(TRAINING_KEYS)}> or "
+        "training.per_module.<policy>.<lr|entropy_coeff>"
+    )

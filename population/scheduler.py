@@ -1,0 +1,84 @@
+"""The population scheduler: Ray Tune's PopulationBasedTraining with a replacement rule that does not churn.
+
+Tune's PBT (async) decides at every `perturbation_interval` whether a member continues, is checkpointed as a
+potential donor (top quantile), or is replaced by a copy of a donor with explored hyperparameters (bottom
+quantile). Two things differ here:
+
+- **Who is replaced** (`_quantiles`): only the bottom members that are *clearly* worse than the leader
+  (`population.exploit.replacement_split`, DexPBT's double threshold), so evaluation noise causes no churn.
+  This is the one Tune method overridden; everything else (checkpoint hand-over, pausing, logs
+  `pbt_global.txt` / `pbt_policy_<trial>.txt`) is Tune's.
+- **How they are mutated** (`MemberExplorer`, Tune's public `custom_explore_fn` hook with no built-in
+  mutations): `population.explore.explore` in log space with clamping, on the donor's config; the receiver
+  keeps its own identity (`IDENTITY_PATHS`: member index and seeds, restored in `_get_new_config`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+
+from ray.tune.schedulers import PopulationBasedTraining
+
+from population.exploit import replacement_split
+from population.explore import Mutation, explore, get_path, set_path
+
+logger = logging.getLogger(__name__)
+SCORE_METRIC = "pbt/score"
+#: Config entries that make a member itself: a member copying a donor's weights and hyperparameters keeps
+#: its own index and seeds, so two members never replay the same random streams.
+IDENTITY_PATHS = ("member", "seed", "env_config.seed")
+
+
+class MemberExplorer:
+    """Tune's `custom_explore_fn`: mutates the RLlib config dict of a member that copies a donor."""
+
+    def __init__(self, mutations: list[Mutation], *, seed: int, resample_probability: float,
+                 factor_range: tuple[float, float]) -> None:
+        self.mutations = mutations
+        self.rng = random.Random(seed)
+        self.resample_probability = resample_probability
+        self.factor_range = factor_range
+
+    def __call__(self, config: dict) -> dict:
+        new, operations = explore(
+            config, self.mutations, self.rng,
+            resample_probability=self.resample_probability, factor_range=self.factor_range,
+        )
+        for path, operation in operations.items():
+            logger.info("[explore] member %s %s: %s", config.get("member"), path, operation)
+        return new
+
+
+class ConservativePBT(PopulationBasedTraining):
+    """PBT whose bottom members are replaced only when clearly worse than the leader (see module docstring)."""
+
+    def __init__(self, *, threshold_std: float, threshold_abs: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.threshold_std = threshold_std
+        self.threshold_abs = threshold_abs
+
+    def _get_new_config(self, trial, trial_to_clone):  # noqa: ANN001, ANN202 -- Tune's signature
+        new_config, operations = super()._get_new_config(trial, trial_to_clone)
+        for path in IDENTITY_PATHS:
+            try:
+                set_path(new_config, path, get_path(trial.config, path))
+            except KeyError:
+                continue
+        return new_config, operations
+
+    def _quantiles(self):  # noqa: ANN202 -- Tune's signature: (lower, upper) lists of trials
+        scores = {
+            trial: state.last_score
+            for trial, state in self._trial_state.items()
+            if state.last_score is not None and not math.isnan(state.last_score) and not trial.is_finished()
+        }
+        replaced, donors = replacement_split(
+            scores, quantile_fraction=self._quantile_fraction,
+            threshold_std=self.threshold_std, threshold_abs=self.threshold_abs,
+        )
+        if replaced:
+            logger.info("[pbt] replacing %s with copies of %s (scores %s)", replaced, donors,
+                        {str(t): round(s, 4) for t, s in scores.items()})
+        return replaced, donors
