@@ -187,7 +187,9 @@ def build_ppo_config(
         )
         .training(
             train_batch_size_per_learner=env_steps_per_iteration,
-            minibatch_size=max(1, rows_per_module // training.num_minibatches),
+            # Rows per module; RLlib caps a minibatch at one iteration's env steps, so a shared policy
+            # (two rows per env step) takes at least 2 minibatches per epoch.
+            minibatch_size=max(1, min(rows_per_module // training.num_minibatches, env_steps_per_iteration)),
             num_epochs=training.num_epochs,
             lr=training.lr,
             gamma=training.gamma,
@@ -219,6 +221,11 @@ def check_ppo_config(config: PPOConfig) -> None:
         raise ConfigError(f"train_batch_size_per_learner: must be positive, got {config.train_batch_size_per_learner}")
     if config.minibatch_size is not None and config.minibatch_size <= 0:
         raise ConfigError(f"minibatch_size: must be positive, got {config.minibatch_size}")
+    if config.minibatch_size is not None and config.minibatch_size > config.train_batch_size_per_learner:
+        raise ConfigError(
+            f"minibatch_size: {config.minibatch_size} is larger than train_batch_size_per_learner "
+            f"{config.train_batch_size_per_learner}"
+        )
     rollout = config.rollout_fragment_length
     if rollout != "auto" and rollout <= 0:
         raise ConfigError(f"rollout_fragment_length: must be positive, got {rollout}")
