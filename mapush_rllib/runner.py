@@ -14,6 +14,10 @@ static agent-to-module mapping, sampling by timesteps (`num_episodes` is not sup
 `mapush_rllib.evaluate` for evaluation). Per-episode callbacks (`on_episode_start/step/end`) are not
 fired; `on_sample_end` is. Task metrics go into the results under `env_runners/mapush/` (`callbacks.py`).
 
+Devices: the simulator's tensors may live on a GPU (`simulator.device: cuda`); each step's observations are
+moved to the runner's device (the CPU for the local runner, a GPU with `num_gpus_per_env_runner`), where the
+policy runs and the rollout buffers live, and the buffers go to numpy once per rollout.
+
 Env ids: runner k owns global env ids k*N .. k*N+N-1 (the local runner, k = 0, samples only when there
 are no remote runners), so runners play distinct, reproducible episodes.
 """
