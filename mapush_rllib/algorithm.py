@@ -2,9 +2,20 @@
 
 RLlib checkpoints the modules, optimizers and connectors, but not what lives inside the envs. The
 curriculum's task schedule (`MAPushVecEnv.task_schedule`) is such state: without this class a restored
-run would start its curriculum over. `get_state` collects `task_schedule.state_dict()` from every env
-of every env runner (keyed by runner index) into `algorithm_state.pkl`; `set_state` hands each runner
-its part back through `load_state_dict`. Schedules without `state_dict` are skipped.
+run would start its curriculum over. Schedules with `state_dict`/`load_state_dict` are kept:
+
+- in checkpoints: `get_state` collects `task_schedule.state_dict()` from every env of every env runner
+  (keyed by runner index) into `algorithm_state.pkl`; `set_state` hands each runner its part back. That
+  covers `save_to_path`/`restore_from_path`, `from_checkpoint`, Tune resume and PBT exploits.
+- across env rebuilds: before and after the sampling of every training step the runners report their
+  states (kept in `env_states`); a runner whose simulators were built since it last reported -- a remote
+  runner that RLlib or Ray recreated after a crash, or a `make_env()` call -- gets its last reported state
+  back before it samples (a runner that dies while sampling loses that iteration's curriculum progress).
+  Ray can restart a dead runner actor without RLlib noticing (a call that reaches the new actor
+  succeeds), so this does not rely on `on_env_runners_recreated`.
+
+A runner given a saved state starts new episodes in all its envs at its next sample: the running ones
+were started with pre-restore tasks.
 
 After a restore the optimizers hold the checkpoint's learning rate (RLlib restores optimizer
 param groups), while the learner's schedule holds this run's; `set_state` re-applies the schedule's
@@ -15,6 +26,7 @@ rates and env reward scales equal the config, and fails loudly otherwise (`verif
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from typing import Any
 
@@ -24,10 +36,17 @@ from ray.rllib.algorithms.ppo import PPO
 from mapush_rllib.env import runner_vec_envs
 from mapush_rllib.live_settings import verify_live_settings
 
+logger = logging.getLogger(__name__)
+
 ENV_STATE_KEY = "mapush_env_state"
+#: Set on a `MAPushVecEnv` once its task schedule holds the run's state (reported or loaded since it was built).
+_HOLDS_RUN_STATE = "_mapush_schedule_holds_run_state"
+
+#: A runner's task-schedule states: one `state_dict()` (or None) per simulator of the runner.
+RunnerStates = list[Any]
 
 
-def env_state(env_runner: Any) -> tuple[int, list[Any]] | None:
+def env_state(env_runner: Any) -> tuple[int, RunnerStates] | None:
     """(runner index, [task_schedule.state_dict() per simulator]) of one runner; None without envs."""
     vec_envs = runner_vec_envs(env_runner)
     if not vec_envs:
@@ -36,25 +55,98 @@ def env_state(env_runner: Any) -> tuple[int, list[Any]] | None:
     for vec_env in vec_envs:
         schedule = vec_env.task_schedule
         states.append(schedule.state_dict() if hasattr(schedule, "state_dict") else None)
-    return int(env_runner.worker_index or 0), states
+        setattr(vec_env, _HOLDS_RUN_STATE, True)
+    return runner_index(env_runner), states
 
 
-def load_env_state(env_runner: Any, states_by_runner: dict[int, list[Any]]) -> None:
-    """Give every simulator of this runner its saved task-schedule state (if any was saved for it)."""
-    states = states_by_runner.get(int(env_runner.worker_index or 0))
-    if not states:
-        return
-    for vec_env, state in zip(runner_vec_envs(env_runner), states):
+def report_env_state(env_runner: Any, known: Collection[int]) -> tuple[int, RunnerStates | None] | None:
+    """Like `env_state`, but (index, None) for a runner in `known` whose simulators were built since.
+
+    Such a runner's schedules start from scratch; its state is the one the algorithm knows, not theirs.
+    """
+    vec_envs = runner_vec_envs(env_runner)
+    rebuilt = any(not getattr(vec_env, _HOLDS_RUN_STATE, False) for vec_env in vec_envs)
+    if vec_envs and rebuilt and runner_index(env_runner) in known:
+        return runner_index(env_runner), None
+    return env_state(env_runner)
+
+
+def load_env_state(env_runner: Any, states_by_runner: dict[int, RunnerStates]) -> bool:
+    """Give every simulator of this runner its saved task-schedule state; True if the runner had one.
+
+    The runner then starts new episodes in all its envs at its next sample (see `restart_episodes`).
+    """
+    states = states_by_runner.get(runner_index(env_runner))
+    vec_envs = runner_vec_envs(env_runner)
+    if not states or not vec_envs:
+        return False
+    for vec_env, state in zip(vec_envs, states):
         if state is not None and hasattr(vec_env.task_schedule, "load_state_dict"):
             vec_env.task_schedule.load_state_dict(state)
+        setattr(vec_env, _HOLDS_RUN_STATE, True)
+    restart_episodes(env_runner)
+    return True
+
+
+def restart_episodes(env_runner: Any) -> None:
+    """Make the runner's next sample reset every env and begin new episodes there.
+
+    The batched runner resets its simulator itself; RLlib's stock runner resets its sub-envs when its
+    `_needs_initial_reset` flag is set (as after `make_env`), and each `MAPushMultiAgentEnv` is told that
+    its next `reset()` must start a new episode.
+    """
+    from mapush_rllib.runner import BatchedEnvRunner  # here: the runner module imports the env module
+
+    if isinstance(env_runner, BatchedEnvRunner):
+        env_runner.restart_episodes()
+        return
+    if env_runner.env is None:
+        return
+    for sub_env in env_runner.env.envs:
+        sub_env.unwrapped.restart_episode()
+    env_runner._needs_initial_reset = True
+
+
+def runner_index(env_runner: Any) -> int:
+    return int(env_runner.worker_index or 0)
 
 
 class MAPushPPO(PPO):
-    """PPO whose checkpoints include every env runner's task-schedule state (see module docstring)."""
+    """PPO whose checkpoints and env runners keep every task schedule's state (see module docstring)."""
 
     def setup(self, config: Any) -> None:
         torch.set_num_threads(1)  # small MLPs; the simulator's thread pool needs the cores
+        self.env_states: dict[int, RunnerStates] = {}  # runner index -> its last reported or loaded states
+        self.env_state_restores = 0  # times a rebuilt runner was given its state back
         super().setup(config)
+
+    def training_step(self) -> None:
+        self.sync_env_state()  # runners rebuilt since the last step get their state back before sampling
+        result = super().training_step()
+        self.sync_env_state()  # the newest states, for a runner that dies before the next step
+        return result
+
+    def sync_env_state(self) -> dict[int, RunnerStates]:
+        """Collect every runner's task-schedule state; give rebuilt runners their last one back first.
+
+        Returns the states of all runners seen so far (a runner that is down keeps its last state).
+        """
+        known = set(self.env_states)
+        replies = self.env_runner_group.foreach_env_runner(
+            lambda env_runner: report_env_state(env_runner, known), local_env_runner=True
+        )
+        rebuilt = sorted(index for index, states in filter(None, replies) if states is None)
+        if rebuilt:
+            saved = {index: self.env_states[index] for index in rebuilt}
+            self.env_runner_group.foreach_env_runner(
+                lambda env_runner: load_env_state(env_runner, saved), local_env_runner=True
+            )
+            self.env_state_restores += len(rebuilt)
+            logger.warning(
+                "env runner(s) %s were rebuilt; gave them back their task-schedule (curriculum) state", rebuilt
+            )
+        self.env_states.update((index, states) for index, states in filter(None, replies) if states is not None)
+        return dict(self.env_states)
 
     def get_state(
         self,
@@ -65,8 +157,7 @@ class MAPushPPO(PPO):
     ) -> dict:
         state = super().get_state(components, not_components=not_components, **kwargs)
         if self._check_component(ENV_STATE_KEY, components, not_components):
-            collected = self.env_runner_group.foreach_env_runner(env_state, local_env_runner=True)
-            state[ENV_STATE_KEY] = dict(item for item in collected if item is not None)
+            state[ENV_STATE_KEY] = self.sync_env_state()
         return state
 
     def set_state(self, state: dict) -> None:
@@ -76,6 +167,7 @@ class MAPushPPO(PPO):
             self.env_runner_group.foreach_env_runner(
                 lambda env_runner: load_env_state(env_runner, states), local_env_runner=True
             )
+            self.env_states = dict(states)
         for call in self.learner_group.foreach_learner(_reapply_scheduled_learning_rates):
             call.get()
         verify_live_settings(self)

@@ -7,6 +7,7 @@ with a message naming the field instead of being silently ignored or coerced.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
@@ -231,12 +232,24 @@ class SimConfig(StrictModel):
         return self
 
 
+#: A message of a model-level check that names the field it is about, e.g. "levels.2.box_size_m: ...".
+_NAMED_FIELD = re.compile(r"([A-Za-z_]\w*(?:\.\w+)*): (.*)", re.DOTALL)
+
+
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
-    """One readable line per problem: `field.path: message (got value)`."""
+    """One readable line per problem: `field.path: message (got value)`.
+
+    A model-level check reports at the model's path; when its message starts with the field it is about,
+    that field continues the path (`curriculum` + `levels.2.box_size_m: ...`).
+    """
     lines = []
     for item in error.errors():
         path = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
         message = item["msg"].removeprefix("Value error, ")
+        named = _NAMED_FIELD.fullmatch(message) if item["type"] == "value_error" else None
+        if named:
+            path = ".".join(p for p in (path, named[1]) if p)
+            message = named[2]
         shown = "" if item["type"] in ("missing", "value_error") else f" (got {item.get('input')!r})"
         lines.append(f"{path}: {message}{shown}" if path else message)
     return "\n".join(lines)

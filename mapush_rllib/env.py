@@ -179,6 +179,10 @@ class MAPushMultiAgentEnv(MultiAgentEnv):
             {},
         )
 
+    def restart_episode(self) -> None:
+        """Make the next `reset()` start a new episode even if the running one has not ended."""
+        self._episode_started = False
+
     def close(self) -> None:
         self.vec_env.close()
 

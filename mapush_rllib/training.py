@@ -20,11 +20,13 @@ coefficient and learning rate (`per_module`), or with `share_policy` one `shared
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import gymnasium as gym
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
@@ -72,6 +74,14 @@ class TrainingConfig(StrictModel):
     runner: Literal["batched", "stock"] = Field(
         "batched", description="batched: one simulator call per step for all envs; stock: RLlib's runner"
     )
+    learner_batch: Literal["episodes", "bulk"] = Field(
+        "episodes",
+        description=(
+            "episodes: the runner returns RLlib episode chunks, RLlib's learner connectors build the training batch "
+            "(Python work per chunk); bulk (batched runner only): the runner hands its rollout tensors to the "
+            "learner, which builds the same batch with tensor ops on its device (needed at thousands of envs)"
+        ),
+    )
     num_env_runners: int = Field(0, ge=0, description="remote env runners; 0 samples in the trial's process")
     rollout_steps: int = Field(200, gt=0, description="policy steps per env per iteration (MAPush: 200)")
     num_minibatches: int = Field(4, gt=0, description="minibatches per epoch")
@@ -104,6 +114,12 @@ class TrainingConfig(StrictModel):
             )
         return per_module
 
+    @model_validator(mode="after")
+    def _bulk_needs_batched_runner(self) -> TrainingConfig:
+        if self.learner_batch == "bulk" and self.runner != "batched":
+            raise ValueError("learner_batch: 'bulk' needs runner: batched (the stock runner returns episodes)")
+        return self
+
     @property
     def policy_ids(self) -> tuple[str, ...]:
         return (SHARED_POLICY_ID,) if self.share_policy else SEPARATE_POLICY_IDS
@@ -130,11 +146,12 @@ def build_ppo_config(
     seed: int,
     task_schedule_factory: TaskScheduleFactory | None = None,
     env_config_extra: dict | None = None,
-    callbacks: type | None = None,
+    callbacks: Sequence[type[RLlibCallback]] = (),
 ) -> PPOConfig:
     """The PPOConfig of a MAPush training run, checked with `check_ppo_config` (no Ray needed).
 
     Every env runner owns `sim.num_envs` envs; one iteration samples `rollout_steps` steps of each.
+    `callbacks` run after `MAPushCallbacks` (task metrics, live settings), e.g. a curriculum's.
     """
     from mapush_rllib.algorithm import MAPushPPO
     from mapush_rllib.callbacks import MAPushCallbacks
@@ -202,13 +219,23 @@ def build_ppo_config(
             grad_clip_by="global_norm",
             use_kl_loss=False,
         )
-        .learners(num_learners=0)
-        .callbacks(callbacks or MAPushCallbacks)
+        .learners(num_learners=0, **_learner_batch_settings(training))
+        .callbacks([MAPushCallbacks, *callbacks])
         .reporting(metrics_num_episodes_for_smoothing=training.metrics_window_episodes)
         .debugging(seed=seed)
     )
     check_ppo_config(config)
     return config
+
+
+def _learner_batch_settings(training: TrainingConfig) -> dict:
+    """`learners()` settings of the bulk learner batch: its learner class, and the flag the runner reads."""
+    if training.learner_batch != "bulk":
+        return {}
+    from mapush_rllib.learner import MAPushPPOLearner
+    from mapush_rllib.rollout_batch import BULK_LEARNER_BATCH
+
+    return {"learner_class": MAPushPPOLearner, "learner_config_dict": {BULK_LEARNER_BATCH: True}}
 
 
 def check_ppo_config(config: PPOConfig) -> None:

@@ -4,21 +4,28 @@
     task:       TaskConfig      target distance, box, spawn, episode length (MAPush defaults)
     rewards:    RewardConfig    the seven MAPush reward scales and credit assignment
     training:   TrainingConfig  PPO, policy layout (separate / shared, central critic), env runner
+    curriculum: CurriculumConfig per-env levels of target distance and box size (on by default)
     run:        RunConfig       name, seed, stop condition, checkpoints, storage, resources
 
 Every section has MAPush defaults, so `{}` is a valid (if long) experiment. Further sections (e.g. a
-curriculum, a population) are added as fields of `ExperimentConfig`.
+population) are added as fields of `ExperimentConfig`. The curriculum's levels are checked against the
+task and physics sections when the file is loaded (`build_level_table`), so a level the simulator would
+reject fails here, naming `curriculum.<field>`, before Ray starts.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from curriculum import CurriculumConfig, CurriculumConfigError, build_level_table
 from mapush_rllib.config import RewardConfig, SimConfig, StrictModel, TaskConfig, format_validation_error
 from mapush_rllib.training import TrainingConfig
+from mapush_rllib.sim.task_params import task_config_problems
 from population.pbt_config import PBTConfig, resolved_mutations
 
 
@@ -73,11 +80,17 @@ class ExperimentConfig(StrictModel):
     task: TaskConfig = Field(default_factory=TaskConfig)
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    curriculum: CurriculumConfig = Field(
+        default_factory=CurriculumConfig, description="enabled: false trains on the full task (metrics kept)"
+    )
     run: RunConfig = Field(default_factory=RunConfig)
     pbt: PBTConfig | None = Field(None, description="population-based training; absent: one member, no PBT")
 
     @model_validator(mode="after")
-    def _population(self) -> ExperimentConfig:
+    def _consistent(self) -> ExperimentConfig:
+        problems = task_config_problems(self.task, self.simulator.physics)
+        if problems:
+            raise ValueError("\n".join(problems))
         if self.pbt is None:
             return self
         resolved_mutations(self)  # raises naming pbt.<field> for impossible mutations
@@ -89,9 +102,22 @@ class ExperimentConfig(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _levels_fit_the_task(self) -> ExperimentConfig:
+        try:
+            build_level_table(self.curriculum, self.task, self.simulator.physics)
+        except CurriculumConfigError as error:
+            raise ValueError(str(error)) from None  # the message starts with the field, e.g. curriculum.levels.2...
+        return self
 
-def load_experiment(path: str | Path, *, storage: str | None = None) -> ExperimentConfig:
+
+def load_experiment(
+    path: str | Path, *, storage: str | None = None, overrides: Sequence[str] = ()
+) -> ExperimentConfig:
     """Read and validate an experiment YAML; `storage` overrides `run.storage`.
+
+    `overrides` are `dotted.key=value` settings applied on top of the file, the value read as YAML
+    (e.g. `curriculum.enabled=false`, `run.name=no_curriculum`, `task.target_distance_m=[1.5, 2.0]`).
 
     Raises ExperimentConfigError with one line per problem (`field.path: message (got value)`).
     """
@@ -107,11 +133,28 @@ def load_experiment(path: str | Path, *, storage: str | None = None) -> Experime
     if not isinstance(data, dict):
         raise ExperimentConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     if storage is not None:
-        data.setdefault("run", {})
-        if not isinstance(data["run"], dict):
-            raise ExperimentConfigError(f"{path}: run: expected a mapping")
-        data["run"] = {**data["run"], "storage": storage}
+        overrides = [*overrides, f"run.storage={json.dumps(storage)}"]
+    for override in overrides:
+        _apply_override(data, override, path)
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as error:
         raise ExperimentConfigError(f"{path}:\n{format_validation_error(error)}") from None
+
+
+def _apply_override(data: dict, override: str, path: Path) -> None:
+    """Set `data[a][b][c] = value` for "a.b.c=value", creating missing sections."""
+    key, separator, text = override.partition("=")
+    if not separator or not key.strip():
+        raise ExperimentConfigError(f"{path}: override {override!r}: expected dotted.key=value")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ExperimentConfigError(f"{path}: override {key}: the value is not valid YAML: {error}") from None
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for depth, name in enumerate(parents):
+        node = node.setdefault(name, {})
+        if not isinstance(node, dict):
+            raise ExperimentConfigError(f"{path}: override {key}: {'.'.join(parents[: depth + 1])} is not a mapping")
+    node[leaf] = value

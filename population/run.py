@@ -4,6 +4,7 @@
     python -m population.run configs/single.yaml               # one member, no PBT
     python -m population.run configs/pbt.yaml --resume         # continue the newest run of this config
     python -m population.run configs/pbt.yaml --dry-run        # validate and print the resolved experiment
+    python -m population.run configs/single.yaml --set curriculum.enabled=false   # override settings (YAML values)
     RAY_ADDRESS=ray://head:10001 python -m population.run configs/pbt.yaml   # on an existing Ray cluster
 
 Each run is a Ray Tune experiment in `<storage>/<run.name>_<date>/` (storage: `--storage`, else `run.storage`,
@@ -38,12 +39,14 @@ POPULATION_FILE = "population.json"
 def build_algorithm_config(experiment: ExperimentConfig):
     """The PPOConfig of one member: the experiment's sections plus the run's resources and the member score."""
     from mapush_rllib.training import build_ppo_config
+    from population.curriculum_hooks import ppo_config_options
     from population.pbt_config import ScoreConfig
     from population.score import ScoreFunction
 
     resources = experiment.run.resources
     config = build_ppo_config(
-        experiment.training, experiment.simulator, experiment.task, experiment.rewards, seed=experiment.run.seed
+        experiment.training, experiment.simulator, experiment.task, experiment.rewards, seed=experiment.run.seed,
+        **ppo_config_options(experiment.curriculum),
     )
     score = experiment.pbt.score if experiment.pbt is not None else ScoreConfig()
     return (
@@ -271,9 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the newest run of this config")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the experiment; do not train")
     parser.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="override a setting of the file, value in YAML, e.g. --set curriculum.enabled=false (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
-        experiment = load_experiment(args.config, storage=args.storage)
+        experiment = load_experiment(args.config, storage=args.storage, overrides=args.overrides)
         algorithm_config = build_algorithm_config(experiment)
         if experiment.pbt is not None:
             from population.members import plan_population

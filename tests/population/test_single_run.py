@@ -51,6 +51,8 @@ def test_trial_directory_has_results_tensorboard_and_checkpoints(run_dir: Path) 
         "env_runners/mapush/engagement/agent_1", "env_runners/mapush/reward/ocb/agent_0",
         "live_settings/policy_0/entropy_coeff", "live_settings/policy_1/lr",
         "live_settings/reward_scales/agent_1/push", "env_runners/mapush/task_progress", "pbt/score",
+        "curriculum/level_mean", "curriculum/level_hist/0", "curriculum/full_task_episodes",
+        "curriculum/resumed/level_mean",
     ):
         assert last[column] != "", column
     assert float(last["env_runners/mapush/window_episodes"]) > 0
