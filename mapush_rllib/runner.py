@@ -380,7 +380,11 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             """Env i, agent a, steps [start, stop) of `now`, after `lookback` steps from the end of `before`."""
             if lookback == 0:
                 return now[i, a, start:stop]
-            return np.concatenate([before[i, a, before.shape[2] - lookback :], now[i, a, start:stop]])
+            if before is None:  # a column the last rollout did not have (it took random actions): zeros
+                past = np.zeros((lookback, *now.shape[3:]), dtype=now.dtype)
+            else:
+                past = before[i, a, before.shape[2] - lookback :]
+            return np.concatenate([past, now[i, a, start:stop]])
 
         for a, aid in enumerate(AGENT_IDS):
             obs = np.concatenate([steps(r.obs, prev and prev.obs, a), r.last_obs[i, a, stop - 1 : stop]])
