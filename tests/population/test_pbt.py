@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mapush_rllib.algorithm import env_state_digest
 from population.explore import get_path
 from population.pbt_config import rllib_path
 
@@ -77,6 +79,33 @@ def test_exploited_members_run_their_new_values_read_from_learners_and_envs(popu
         first = [get_path(rows[0]["config"], path) for path in paths]
         changed += any([get_path(row["config"], path) for path in paths] != first for row in rows)
     assert changed >= 1, "at least one member ran new values after an exploit"
+
+
+def checkpoint_digests(directory: Path) -> set[str]:
+    digests = set()
+    for checkpoint in directory.glob("checkpoint_*"):
+        with open(checkpoint / "algorithm_state.pkl", "rb") as f:
+            digests.add(env_state_digest(pickle.load(f)["mapush_env_state"]))
+    return digests
+
+
+def test_exploited_member_continues_from_the_donors_curriculum_state(population_run) -> None:
+    """Policies and task difficulty travel together: after an exploit a member's curriculum state (levels,
+    windows, RNG counters) is exactly the one in a checkpoint of the member it copied."""
+    experiment_dir, _ = population_run
+    members = member_dirs(experiment_dir)
+    own = {member: checkpoint_digests(directory) for member, directory in members.items()}
+    from_another = 0
+    for member, directory in members.items():
+        others = set().union(*(digests for m, digests in own.items() if m != member))
+        for row in result_rows(directory):
+            digest = row["restored_env_state_digest"]
+            if digest:
+                assert digest in own[member] | others, "a restore loads the state of a checkpoint on disk"
+                from_another += digest in others and digest not in own[member]
+        levels = [row["curriculum"]["level_mean"] for row in result_rows(directory)]
+        assert all(level == level for level in levels[1:]), "curriculum metrics in every result"
+    assert from_another >= 1, "some member continued from another member's curriculum state"
 
 
 def test_mutated_values_stay_inside_their_bounds(population_run) -> None:

@@ -23,7 +23,7 @@ import torch
 from mapush_rllib.checkpoint_policy import load_checkpoint_policy
 
 from .conftest import ENV, finish, kill_group, read_until, result_rows, start_run, summary_of, trial_dirs, write_config
-from .test_pbt import assert_live_values_equal_config
+from .test_pbt import assert_live_values_equal_config, checkpoint_digests
 
 pytestmark = pytest.mark.ray
 CHECKPOINT_LINE = "Checkpoint successfully created"
@@ -88,6 +88,10 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
         assert sum(row["training_iteration"] == 1 for row in rows) == 1, "never restarted from iteration 1"
         for row in rows[old["rows"]:]:
             assert_live_values_equal_config(row)
+        # The curriculum came back exactly as one of the member's checkpoints holds it (a member that copied
+        # another after the resume may hold that donor's instead, so any checkpoint of the run counts).
+        restored = first_after["restored_env_state_digest"]
+        assert restored in set().union(*(checkpoint_digests(d) for d in trial_dirs(experiment_dir)))
         for checkpoint in old["checkpoints"]:  # no checkpoint lost or corrupt
             path = directory / checkpoint
             assert json.loads((path / "rllib_checkpoint.json").read_text())["ray_version"]
