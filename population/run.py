@@ -226,16 +226,14 @@ def summarize(results) -> tuple[int, list[dict]]:
     return status, rows
 
 
-def train(experiment: ExperimentConfig, algorithm_config, *, resume: bool = False, address: str | None = None) -> int:
-    """Run (or resume) the experiment; returns the process exit status."""
+def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: bool = False,
+          address: str | None = None) -> int:
+    """Run (or resume) the experiment (`plan`: its population, None for one member); returns the exit status."""
     import ray
     from ray import tune
 
-    from population.members import plan_population
-
     run = experiment.run
     storage = Path(run.storage).resolve()
-    plan = plan_population(experiment) if experiment.pbt is not None else None
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's table with our columns (CLIReporter)
     if resume:
         runs = experiment_dirs(storage, run.name)
@@ -282,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         experiment = load_experiment(args.config, storage=args.storage, overrides=args.overrides)
         algorithm_config = build_algorithm_config(experiment)
+        plan = None
         if experiment.pbt is not None:
             from population.members import plan_population
 
@@ -291,11 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID_CONFIG
     if args.dry_run:
         resolved = {"experiment": experiment.model_dump(mode="json")}
-        if experiment.pbt is not None:
+        if plan is not None:
             resolved["population"] = plan.describe()
         print(json.dumps(resolved, indent=2))
         return 0
-    return train(experiment, algorithm_config, resume=args.resume, address=args.address)
+    return train(experiment, algorithm_config, plan, resume=args.resume, address=args.address)
 
 
 if __name__ == "__main__":
