@@ -74,6 +74,10 @@ class CurriculumScheduler:
         device: where the per-env state lives (the env's device).
     """
 
+    #: Its task parameters are rows of the level table, checked against the simulator's rules when built
+    #: (`levels.py`), so `MAPushVecEnv` need not re-check them (a host sync per reset step on GPUs).
+    task_params_validated = True
+
     def __init__(
         self,
         config: CurriculumConfig,

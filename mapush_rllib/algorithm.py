@@ -26,10 +26,12 @@ rates and env reward scales equal the config, and fails loudly otherwise (`verif
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Collection
 from typing import Any
 
+import numpy as np
 import torch
 from ray.rllib.algorithms.ppo import PPO
 
@@ -107,6 +109,36 @@ def restart_episodes(env_runner: Any) -> None:
     env_runner._needs_initial_reset = True
 
 
+def env_state_digest(states: Any) -> str:
+    """A short hash of task-schedule states (tensors by dtype, shape and bytes; dicts by sorted key).
+
+    Reported after a restore, so a run can be checked to continue from exactly the state a checkpoint holds
+    (e.g. a PBT member continuing from its donor's curriculum).
+    """
+    digest = hashlib.sha256()
+
+    def feed(obj: Any) -> None:
+        if isinstance(obj, torch.Tensor):
+            obj = obj.detach().cpu().numpy()
+        if isinstance(obj, np.ndarray):
+            digest.update(f"array{obj.dtype}{obj.shape}".encode())
+            digest.update(np.ascontiguousarray(obj).tobytes())
+        elif isinstance(obj, dict):
+            for key in sorted(obj, key=repr):
+                digest.update(repr(key).encode())
+                feed(obj[key])
+        elif isinstance(obj, (list, tuple)):
+            digest.update(b"[")
+            for item in obj:
+                feed(item)
+            digest.update(b"]")
+        else:
+            digest.update(repr(obj).encode())
+
+    feed(states)
+    return digest.hexdigest()[:16]
+
+
 def runner_index(env_runner: Any) -> int:
     return int(env_runner.worker_index or 0)
 
@@ -118,6 +150,7 @@ class MAPushPPO(PPO):
         torch.set_num_threads(1)  # small MLPs; the simulator's thread pool needs the cores
         self.env_states: dict[int, RunnerStates] = {}  # runner index -> its last reported or loaded states
         self.env_state_restores = 0  # times a rebuilt runner was given its state back
+        self.restored_env_state_digest = ""  # env_state_digest of the state the last restore loaded
         super().setup(config)
 
     def training_step(self) -> None:
@@ -168,6 +201,7 @@ class MAPushPPO(PPO):
                 lambda env_runner: load_env_state(env_runner, states), local_env_runner=True
             )
             self.env_states = dict(states)
+            self.restored_env_state_digest = env_state_digest(states)
         for call in self.learner_group.foreach_learner(_reapply_scheduled_learning_rates):
             call.get()
         verify_live_settings(self)

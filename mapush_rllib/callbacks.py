@@ -81,6 +81,8 @@ class MAPushCallbacks(RLlibCallback):
         from mapush_rllib.live_settings import read_live_settings
 
         result["live_settings"] = read_live_settings(algorithm)
+        # "" until a checkpoint is loaded; then the digest of the env-side (curriculum) state it held
+        result["restored_env_state_digest"] = getattr(algorithm, "restored_env_state_digest", "")
 
 
 def _is_batched(env_runner: Any) -> bool:

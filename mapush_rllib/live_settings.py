@@ -161,8 +161,9 @@ def expected_settings(algorithm: Any) -> dict[str, Any]:
     """
     expected: dict[str, Any] = {}
     overrides = getattr(algorithm, LIVE_OVERRIDES, {})
-    for module_id in sorted(algorithm.config.policies):
-        module_config = algorithm.config.get_config_for_module(module_id)
+    config = algorithm.config.copy(copy_frozen=False)  # RLlib builds per-module configs by updating a copy
+    for module_id in sorted(config.policies):
+        module_config = config.get_config_for_module(module_id)
         expected[module_id] = {"entropy_coeff": module_config.entropy_coeff, "lr": module_config.lr,
                                **overrides.get(module_id, {})}
     table = RewardConfig.model_validate(algorithm.config.env_config["rewards"], strict=False).scale_table()

@@ -10,6 +10,9 @@ Definitions (MAPush calculator protocol, spec §4.2, extended with per-agent con
 - freeloading index: 1 - min_i J_i / max_i J_i over the agents' contact impulses J_i. 0 means both
   pushed equally, 1 means one agent did all the pushing. Averaged over episodes in which the box was
   touched at all; 0 when none was.
+- task progress: the share of the way from the initial box-target distance to the success radius that the
+  box covered, (d_0 - d_end) / (d_0 - success radius) clipped to [0, 1] (1 on success). Unlike the shaped
+  return it does not depend on reward scales, so it can rank members before any of them succeeds.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class EpisodeStats:
     contact_impulse: torch.Tensor  # (n, A) [N s]
     term_sums: torch.Tensor  # (n, A, K) scaled reward terms summed over the episode
     initial_distance_m: torch.Tensor  # (n,) box-target distance at reset
+    task_progress: torch.Tensor  # (n,) share of the way to the success radius the box covered, in [0, 1]
     box_size_m: torch.Tensor  # (n,)
 
     def __len__(self) -> int:
@@ -53,7 +57,8 @@ class EpisodeStats:
             env_ids=torch.zeros(0, dtype=torch.long), success=bools, exception=bools, timeout=bools,
             length_steps=torch.zeros(0, dtype=torch.long), finish_time_s=none, collaboration_steps=none,
             engaged_steps=torch.zeros(0, num_agents), contact_impulse=torch.zeros(0, num_agents),
-            term_sums=torch.zeros(0, num_agents, num_terms), initial_distance_m=none, box_size_m=none,
+            term_sums=torch.zeros(0, num_agents, num_terms), initial_distance_m=none, task_progress=none,
+            box_size_m=none,
         )
 
     @classmethod
@@ -79,32 +84,13 @@ class EpisodeStats:
 
 
 def summarize(stats: EpisodeStats) -> dict[str, float]:
-    """Team-level means of a set of episodes; the keys appear in every training result."""
-    n = len(stats)
-    num_agents = stats.engaged_steps.shape[1]
-    out: dict[str, float] = {"num_episodes": float(n)}
-    if n == 0:
+    """Team-level means of a set of episodes (NaN-ignoring means of `episode_values`; 0 where none counts)."""
+    out: dict[str, float] = {"num_episodes": float(len(stats))}
+    if len(stats) == 0:
         return out
-    length = stats.length_steps.float().clamp(min=1)
-    success = stats.success.float()
-    out["success_rate"] = success.mean().item()
-    out["exception_rate"] = stats.exception.float().mean().item()
-    out["finish_time_s"] = stats.finish_time_s.float().mean().item()
-    collab = (stats.collaboration_steps / length)[stats.success]
-    out["collaboration_degree"] = collab.mean().item() if collab.numel() else 0.0
-    freeloading = stats.freeloading_index()
-    touched = ~torch.isnan(freeloading)
-    out["freeloading_index"] = freeloading[touched].mean().item() if touched.any() else 0.0
-    impulse = stats.contact_impulse
-    team = impulse.sum(dim=1, keepdim=True)
-    share = torch.where(team > 1e-6, impulse / team.clamp(min=1e-9), torch.full_like(impulse, 1 / num_agents))
-    returns = stats.returns
-    for i in range(num_agents):
-        out[f"engagement/agent_{i}"] = (stats.engaged_steps[:, i] / length).mean().item()
-        out[f"contact_share/agent_{i}"] = share[:, i].mean().item()
-        out[f"episode_return/agent_{i}"] = returns[:, i].mean().item()
-        for k, term in enumerate(REWARD_TERMS):
-            out[f"reward/{term}/agent_{i}"] = stats.term_sums[:, i, k].mean().item()
+    for key, values in episode_values(stats).items():
+        counted = values[~torch.isnan(values)]
+        out[key] = counted.float().mean().item() if counted.numel() else 0.0
     return out
 
 
@@ -129,6 +115,7 @@ def episode_values(stats: EpisodeStats) -> dict[str, torch.Tensor]:
         "finish_time_s": stats.finish_time_s.float(),
         "collaboration_degree": torch.where(stats.success, stats.collaboration_steps / length, nan),
         "freeloading_index": stats.freeloading_index(),
+        "task_progress": stats.task_progress.float(),
     }
     for i in range(num_agents):
         out[f"engagement/agent_{i}"] = stats.engaged_steps[:, i] / length

@@ -14,6 +14,12 @@ static agent-to-module mapping, sampling by timesteps (`num_episodes` is not sup
 `mapush_rllib.evaluate` for evaluation). Per-episode callbacks (`on_episode_start/step/end`) are not
 fired; `on_sample_end` is. Task metrics go into the results under `env_runners/mapush/` (`callbacks.py`).
 
+Devices: the runner acts where its simulator's tensors live (`simulator.device`; with MuJoCo Warp on "cuda"
+the rollout, the policy forward passes and the sampling all stay on the GPU). With `training.learner_batch:
+bulk` it returns its rollout tensors as one `RolloutBatch` instead of episode chunks, and `MAPushPPOLearner`
+builds the same training batch from them in bulk (`mapush_rllib.rollout_batch`): no per-episode Python and no
+host copies between simulator and learner.
+
 Env ids: runner k owns global env ids k*N .. k*N+N-1 (the local runner, k = 0, samples only when there
 are no remote runners), so runners play distinct, reproducible episodes.
 """
@@ -65,6 +71,7 @@ from ray.rllib.utils.metrics import (
 from mapush_rllib.callbacks import EpisodeWindow
 from mapush_rllib.env import AGENT_IDS, action_space, agent_observations, make_vec_env, observation_space
 from mapush_rllib.metrics import EpisodeStats
+from mapush_rllib.rollout_batch import BULK_LEARNER_BATCH, RolloutBatch
 from mapush_rllib.sim.vec_env import MAPushVecEnv
 
 
@@ -98,6 +105,24 @@ class Rollout:
     chunk_start_t: np.ndarray  # (N,) step of its episode at which each env's first chunk starts
     seconds_per_step: float  # wall time per step of the whole batch
 
+    @classmethod
+    def from_batch(cls, batch: RolloutBatch, chunk_start_t: np.ndarray, seconds_per_step: float) -> Rollout:
+        """The recorded (T, N, A, ...) tensors as host arrays per env."""
+
+        def per_env(x: torch.Tensor) -> np.ndarray:  # (T, N, A, ...) -> contiguous (N, A, T, ...)
+            return np.ascontiguousarray(x.movedim(0, 2).cpu().numpy())
+
+        extras = {key: per_env(value) for key, value in batch.extras.items()}
+        if batch.weights_seq_no is not None:
+            T, N, A = batch.rewards.shape
+            extras[WEIGHTS_SEQ_NO] = np.full((N, A, T), batch.weights_seq_no, dtype=np.int64)
+        return cls(
+            obs=per_env(batch.obs), last_obs=per_env(batch.last_obs), actions=per_env(batch.actions),
+            rewards=per_env(batch.rewards).astype(np.float64), extras=extras,
+            terminated=batch.terminated.T.cpu().numpy(), truncated=batch.truncated.T.cpu().numpy(),
+            chunk_start_t=chunk_start_t, seconds_per_step=seconds_per_step,
+        )
+
 
 class BatchedEnvRunner(MultiAgentEnvRunner):
     """A `MultiAgentEnvRunner` whose N envs are one `MAPushVecEnv`; use via `env_runner_cls`."""
@@ -112,6 +137,12 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         self.module_agents: dict[str, list[int]] = defaultdict(list)
         for index, aid in enumerate(AGENT_IDS):
             self.module_agents[self.agent_modules[aid]].append(index)
+        # The same agents as slices where they are contiguous: indexing a GPU tensor with a list copies the list
+        # to the GPU first, which waits for the queued GPU work.
+        self._agent_index = {
+            module_id: _as_index(agents, self._device) for module_id, agents in self.module_agents.items()
+        }
+        self._bulk = bool(self.config.learner_config_dict.get(BULK_LEARNER_BATCH, False))
         self._window = EpisodeWindow(self.config.metrics_num_episodes_for_smoothing)
         space = action_space()
         self._action_low = torch.as_tensor(space.low, device=self._device)
@@ -143,6 +174,11 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             kwargs=dict(env_runner=self, metrics_logger=self.metrics, env=self.env, env_context=env_context),
         )
 
+    def make_module(self) -> None:
+        """The policies live where the simulator's tensors do (`simulator.device`), not on RLlib's runner device."""
+        self._device = torch.device(self.config.env_config.get("sim", {}).get("device", "cpu"))
+        super().make_module()
+
     def restart_episodes(self) -> None:
         """Reset every env and begin new episodes at the next sample (e.g. after the task schedule was restored)."""
         self._fresh = False
@@ -158,8 +194,11 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         explore: bool | None = None,
         random_actions: bool = False,
         force_reset: bool = False,
-    ) -> list[MultiAgentEpisode]:
-        """Step all envs ceil(num_timesteps / N) times (default: rollout_fragment_length) and return the chunks."""
+    ) -> list[MultiAgentEpisode] | list[RolloutBatch]:
+        """Step all envs ceil(num_timesteps / N) times (default: rollout_fragment_length).
+
+        Returns the episode chunks, or with the bulk learner batch the one `RolloutBatch`.
+        """
         if self.vec_env is None:
             raise ValueError(f"{self} has no env (the local runner samples only without remote runners)")
         if num_episodes is not None:
@@ -176,17 +215,22 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         with self.metrics.log_time(SAMPLE_TIMER):
             if force_reset or self._needs_initial_reset:
                 self._start_new_episodes()
-            rollout, finished = self._rollout(num_steps, explore, random_actions)
-            episodes = self._episodes(rollout)
-            self._log_sample_metrics(rollout, finished)
-            self._previous = rollout
+            chunk_start_t = None if self._bulk else self.vec_env.step_count.cpu().numpy().copy()
+            batch, finished, seconds_per_step = self._rollout(num_steps, explore, random_actions)
+            if self._bulk:
+                samples = [batch]
+            else:
+                rollout = Rollout.from_batch(batch, chunk_start_t, seconds_per_step)
+                samples = self._episodes(rollout)
+                self._previous = rollout
+            self._log_sample_metrics(num_steps, seconds_per_step, finished)
             make_callback(
                 "on_sample_end",
                 callbacks_objects=self._callbacks,
                 callbacks_functions=self.config.callbacks_on_sample_end,
-                kwargs=dict(env_runner=self, metrics_logger=self.metrics, samples=episodes),
+                kwargs=dict(env_runner=self, metrics_logger=self.metrics, samples=samples),
             )
-        return episodes
+        return samples
 
     def _start_new_episodes(self) -> None:
         if not self._fresh:
@@ -194,17 +238,22 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         self._fresh = True
         self._needs_initial_reset = False
         self._previous = None
-        self._episode_ids = [uuid.uuid4().hex for _ in range(self.num_envs)]
-        self._agent_episode_ids = [[uuid.uuid4().hex for _ in AGENT_IDS] for _ in range(self.num_envs)]
+        if not self._bulk:  # the bulk batch has no episode objects
+            self._episode_ids = [uuid.uuid4().hex for _ in range(self.num_envs)]
+            self._agent_episode_ids = [[uuid.uuid4().hex for _ in AGENT_IDS] for _ in range(self.num_envs)]
 
-    def _rollout(self, num_steps: int, explore: bool, random_actions: bool) -> tuple[Rollout, list[EpisodeStats]]:
-        """Step every env `num_steps` times, recording into (T, N, A, ...) tensors."""
+    def _rollout(
+        self, num_steps: int, explore: bool, random_actions: bool
+    ) -> tuple[RolloutBatch, list[EpisodeStats], float]:
+        """Step every env `num_steps` times, recording into (T, N, A, ...) tensors on the runner's device.
+
+        Returns the recording, the stats of the episodes that ended, and the wall time per step.
+        """
         env, T, N, A = self.vec_env, num_steps, self.num_envs, len(AGENT_IDS)
         central = bool(self.config.env_config.get("central_critic", False))
         device = self._device
         self.module.foreach_module(lambda module_id, module: module.eval())
         obs = agent_observations(env.obs, env.state, central).to(device)
-        chunk_start_t = env.step_count.cpu().numpy().copy()
         obs_buf = torch.empty((T, *obs.shape), device=device)
         last_obs_buf = torch.empty_like(obs_buf)
         act_buf = torch.empty((T, N, A, self._action_low.shape[0]), device=device)
@@ -238,20 +287,12 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             obs = agent_observations(result.next_obs, result.next_state, central).to(device)
         self._fresh = bool(result.done.all())
         seconds_per_step = (time.perf_counter() - started) / T
-
-        def per_env(x: torch.Tensor) -> np.ndarray:  # (T, N, A, ...) -> contiguous (N, A, T, ...)
-            return np.ascontiguousarray(x.movedim(0, 2).cpu().numpy())
-
-        extras = {key: per_env(value) for key, value in extras_buf.items()}
-        if extras:
-            extras[WEIGHTS_SEQ_NO] = np.full((N, A, T), self._weights_seq_no, dtype=np.int64)
-        rollout = Rollout(
-            obs=per_env(obs_buf), last_obs=per_env(last_obs_buf), actions=per_env(act_buf),
-            rewards=per_env(rew_buf).astype(np.float64), extras=extras,
-            terminated=term_buf.T.cpu().numpy(), truncated=trunc_buf.T.cpu().numpy(),
-            chunk_start_t=chunk_start_t, seconds_per_step=seconds_per_step,
+        batch = RolloutBatch(
+            obs=obs_buf, last_obs=last_obs_buf, actions=act_buf, rewards=rew_buf, extras=extras_buf,
+            terminated=term_buf, truncated=trunc_buf, agent_ids=AGENT_IDS, module_agents=dict(self.module_agents),
+            weights_seq_no=self._weights_seq_no if extras_buf else None,
         )
-        return rollout, finished
+        return batch, finished, seconds_per_step
 
     def _act(self, obs: torch.Tensor, explore: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Actions (N, A, 3) and model outputs {column: (N, A, ...)} of every module, one forward each.
@@ -263,9 +304,10 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         actions = torch.empty((N, A, self._action_low.shape[0]), device=obs.device)
         outputs: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            for module_id, agents in self.module_agents.items():
+            for module_id, agents in self._agent_index.items():
                 module = self.module[module_id]
-                batch = {Columns.OBS: obs[:, agents].reshape(N * len(agents), -1)}
+                count = len(self.module_agents[module_id])
+                batch = {Columns.OBS: obs[:, agents].reshape(N * count, -1).contiguous()}
                 # The hooks behind forward_exploration/inference, minus their per-call train/eval toggling
                 # (the runner's modules stay in eval mode).
                 out = module._forward_exploration(batch) if explore else module._forward_inference(batch)
@@ -275,9 +317,9 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
                 if not explore:
                     dist = dist.to_deterministic()
                 sampled = dist.sample()
-                actions[:, agents] = sampled.reshape(N, len(agents), -1)
+                actions[:, agents] = sampled.reshape(N, count, -1)
                 for column, value in ((Columns.ACTION_DIST_INPUTS, inputs), (Columns.ACTION_LOGP, dist.logp(sampled))):
-                    value = value.reshape(N, len(agents), *value.shape[1:])
+                    value = value.reshape(N, count, *value.shape[1:])
                     if column not in outputs:
                         outputs[column] = torch.empty((N, A, *value.shape[2:]), dtype=value.dtype, device=obs.device)
                     outputs[column][:, agents] = value
@@ -338,7 +380,11 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             """Env i, agent a, steps [start, stop) of `now`, after `lookback` steps from the end of `before`."""
             if lookback == 0:
                 return now[i, a, start:stop]
-            return np.concatenate([before[i, a, before.shape[2] - lookback :], now[i, a, start:stop]])
+            if before is None:  # a column the last rollout did not have (it took random actions): zeros
+                past = np.zeros((lookback, *now.shape[3:]), dtype=now.dtype)
+            else:
+                past = before[i, a, before.shape[2] - lookback :]
+            return np.concatenate([past, now[i, a, start:stop]])
 
         for a, aid in enumerate(AGENT_IDS):
             obs = np.concatenate([steps(r.obs, prev and prev.obs, a), r.last_obs[i, a, stop - 1 : stop]])
@@ -374,9 +420,9 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
 
     # -------------------------------------------------------------------------------------- metrics
 
-    def _log_sample_metrics(self, rollout: Rollout, finished: list[EpisodeStats]) -> None:
+    def _log_sample_metrics(self, num_steps: int, seconds_per_step: float, finished: list[EpisodeStats]) -> None:
         """RLlib's step/episode counters and episode metrics, and the MAPush metrics, logged in bulk."""
-        env_steps = rollout.rewards.shape[2] * self.num_envs
+        env_steps = num_steps * self.num_envs
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, env_steps, reduce="sum")
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED_LIFETIME, env_steps, reduce="lifetime_sum", with_throughput=True)
         for aid, module_id in self.agent_modules.items():
@@ -406,7 +452,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             (EPISODE_RETURN_MEAN,): (returns.sum(dim=1), "mean"),
             (EPISODE_RETURN_MIN,): (returns.sum(dim=1), "min"),
             (EPISODE_RETURN_MAX,): (returns.sum(dim=1), "max"),
-            (EPISODE_DURATION_SEC_MEAN,): (lengths * rollout.seconds_per_step, "mean"),
+            (EPISODE_DURATION_SEC_MEAN,): (lengths * seconds_per_step, "mean"),
         }
         for index, aid in enumerate(AGENT_IDS):
             per_episode[(EPISODE_AGENT_RETURN_MEAN, aid)] = (returns[:, index], "mean")
@@ -414,7 +460,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         for module_id, agents in self.module_agents.items():
             per_episode[(EPISODE_MODULE_RETURN_MEAN, module_id)] = (returns[:, agents].sum(dim=1), "mean")
         for key, (values, reduce) in per_episode.items():
-            for value in values.tolist():
+            for value in values[-window:].tolist():  # a windowed reduction keeps only the last `window` values
                 self.metrics.log_value(key, value, reduce=reduce, window=window)
 
     def get_metrics(self) -> dict:
@@ -430,3 +476,10 @@ def _check_supported(config: Any) -> None:
         )
     if config.batch_mode != "truncate_episodes":
         raise ValueError(f"env_runners(batch_mode={config.batch_mode!r}): BatchedEnvRunner needs 'truncate_episodes'")
+
+
+def _as_index(agents: list[int], device: torch.device) -> slice | torch.Tensor:
+    """Agent indices as a slice where contiguous (no index tensor), else as an index tensor on `device`."""
+    if agents == list(range(agents[0], agents[-1] + 1)):
+        return slice(agents[0], agents[-1] + 1)
+    return torch.as_tensor(agents, device=device)

@@ -25,7 +25,8 @@ from pydantic import Field, ValidationError, model_validator
 from curriculum import CurriculumConfig, CurriculumConfigError, build_level_table
 from mapush_rllib.config import RewardConfig, SimConfig, StrictModel, TaskConfig, format_validation_error
 from mapush_rllib.training import TrainingConfig
-from population.pbt_config import PBTConfig, member_experiment, resolved_mutations
+from mapush_rllib.sim.task_params import task_config_problems
+from population.pbt_config import PBTConfig, resolved_mutations
 
 
 class ExperimentConfigError(ValueError):
@@ -64,7 +65,11 @@ class RunConfig(StrictModel):
     checkpoint_every_iterations: int = Field(10, gt=0)
     checkpoints_to_keep: int | None = Field(None, gt=0, description="null keeps all (PBT needs old ones)")
     storage: str = Field("runs", min_length=1, description="directory of Tune's experiment folders")
-    dashboard: bool = Field(False, description="start Ray's dashboard (http://127.0.0.1:8265)")
+    dashboard: bool = Field(False, description="start Ray's dashboard with a local run (http://127.0.0.1:8265)")
+    dashboard_port: int = Field(8265, ge=1024, le=65535)
+    max_failures: int = Field(
+        3, ge=0, description="times a crashed member is restored from its last checkpoint before the run gives up"
+    )
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
 
@@ -82,9 +87,19 @@ class ExperimentConfig(StrictModel):
     pbt: PBTConfig | None = Field(None, description="population-based training; absent: one member, no PBT")
 
     @model_validator(mode="after")
-    def _mutations_resolve(self) -> ExperimentConfig:
-        if self.pbt is not None:
-            resolved_mutations(member_experiment(self))  # raises naming pbt.<field> for impossible mutations
+    def _consistent(self) -> ExperimentConfig:
+        problems = task_config_problems(self.task, self.simulator.physics)
+        if problems:
+            raise ValueError("\n".join(problems))
+        if self.pbt is None:
+            return self
+        resolved_mutations(self)  # raises naming pbt.<field> for impossible mutations
+        keep = self.run.checkpoints_to_keep
+        if keep is not None and keep < 4:
+            raise ValueError(
+                f"run.checkpoints_to_keep: {keep} is too few for PBT (a member copies another's checkpoint, "
+                "which must still exist: Tune warns below 3); use null (keep all) or at least 4"
+            )
         return self
 
     @model_validator(mode="after")

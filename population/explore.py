@@ -27,10 +27,10 @@ class Mutation:
 
     def __post_init__(self) -> None:
         if not (self.low < self.high):
-            raise ValueError(f"mutations.{self.path}: low {self.low} must be below high {self.high}")
+            raise ValueError(f"pbt.mutations.{self.path}: low {self.low} must be below high {self.high}")
         if self.low * self.high <= 0:
             raise ValueError(
-                f"mutations.{self.path}: bounds [{self.low}, {self.high}] must not include 0 "
+                f"pbt.mutations.{self.path}: bounds [{self.low}, {self.high}] must not include 0 "
                 "(values are mutated in log space; use two negative bounds for a penalty)"
             )
 

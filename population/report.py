@@ -113,25 +113,39 @@ def load_exploits(run_dir: Path) -> list[Exploit]:
     return exploits
 
 
-def mutated_paths(members: list[Member], exploits: list[Exploit]) -> list[str]:
-    paths = sorted({path for e in exploits for path in e.changes})
-    if paths:
-        return paths
-    # No exploit yet: the values that differ between members are the mutated ones.
-    configs = [flatten(m.rows[-1].get("config", {})) for m in members]
-    keys = set.intersection(*(set(c) for c in configs)) if configs else set()
-    return sorted(k for k in keys if len({c[k] for c in configs}) > 1)
+def mutated_paths(run_dir: Path, members: list[Member], exploits: list[Exploit]) -> list[str]:
+    """RLlib-config paths of the mutated hyperparameters: from `population.json`, else what differs."""
+    described = run_dir / "population.json"
+    if described.exists():
+        from population.pbt_config import rllib_path
+
+        return [rllib_path(path) for path in json.loads(described.read_text())["mutations"]]
+    identity = {"member", "seed", "env_config.seed"}
+    paths = {path for e in exploits for path in e.changes} - identity
+    if not paths:
+        configs = [flatten(m.rows[-1].get("config", {})) for m in members]
+        keys = set.intersection(*(set(c) for c in configs)) if configs else set()
+        paths = {k for k in keys if len({c[k] for c in configs}) > 1} - identity
+    return sorted(paths)
 
 
-def plot(members: list[Member], exploits: list[Exploit], out: Path) -> Path:
-    paths = mutated_paths(members, exploits)
+def short_name(path: str) -> str:
+    """'env_config.rewards.per_agent_scales.agent_1.ocb' -> 'ocb (agent_1)'."""
+    parts = path.split(".")
+    owner = next((p for p in parts if p.startswith(("agent_", "policy_"))), "")
+    return f"{parts[-1]} ({owner})" if owner else parts[-1]
+
+
+def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Path) -> Path:
+    paths = mutated_paths(run_dir, members, exploits)
     colours = {m.tag: plt.cm.tab10(i % 10) for i, m in enumerate(members)}
     by_tag = {m.tag: m for m in members}
-    rows = 3 + len(paths)
-    fig, axes = plt.subplots(rows, 1, figsize=(10, 2.6 * rows), sharex=True, squeeze=False)
-    axes = axes[:, 0]
+    columns = 4
+    value_rows = -(-len(paths) // columns)
+    fig = plt.figure(figsize=(14, 3.0 * (3 + value_rows)))
+    grid = fig.add_gridspec(3 + value_rows, columns)
 
-    lineage = axes[0]
+    lineage = fig.add_subplot(grid[0, :])
     for m in members:
         iterations, _ = m.series(("training_iteration",))
         lineage.plot(iterations, [m.index] * len(iterations), ".", color=colours[m.tag], ms=3)
@@ -141,33 +155,38 @@ def plot(members: list[Member], exploits: list[Exploit], out: Path) -> Path:
             end = (e.donor_iteration, by_tag[e.receiver].index)  # the receiver resumes from the donor's checkpoint
             lineage.plot(e.receiver_iteration, by_tag[e.receiver].index, "x", color="k", ms=5)
             lineage.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": colours[e.donor]})
-            label = ", ".join(f"{p.split('.')[-1]} {a:.3g}→{b:.3g}" for p, (a, b) in list(e.changes.items())[:3])
+            changed = [(p, v) for p, v in e.changes.items() if p in paths]
+            label = ", ".join(f"{short_name(p)} {a:.3g}→{b:.3g}" for p, (a, b) in changed[:3])
             lineage.text(end[0], end[1] + 0.15, label, fontsize=6, color=colours[e.receiver])
     lineage.set_yticks([m.index for m in members], [f"member {m.index}" for m in members])
-    lineage.set_title(f"lineage: {len(exploits)} exploits (x: receiver replaced; arrow: donor checkpoint → receiver, new values)")
+    lineage.set_title(f"lineage: {len(exploits)} exploits (x: member replaced; arrow: donor → receiver; new values)",
+                      pad=18)
 
-    for ax, keys, title in ((axes[1], SUCCESS_KEYS, "success"), (axes[2], FREELOADING_KEYS, "freeloading index")):
+    curves = ((SUCCESS_KEYS, "full-task success (curriculum evaluation slice)"), (SCORE_KEYS, "score"),
+              (FREELOADING_KEYS, "freeloading index"), (LEVEL_KEYS, "curriculum level (mean)"))
+    for k, (keys, title) in enumerate(curves):
+        ax = fig.add_subplot(grid[1 + k // 2, (k % 2) * 2:(k % 2) * 2 + 2])
         for m in members:
-            x, y = m.series(keys)
-            ax.plot(x, y, color=colours[m.tag], label=f"member {m.index}")
-        ax.set_ylabel(title)
+            ax.plot(*m.series(keys), color=colours[m.tag], label=f"member {m.index}")
+        ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, ncol=4)
-    axes[1].set_title("full-task success (curriculum evaluation slice) per member")
+        if k == 0:
+            ax.legend(fontsize=7, ncol=4)
 
-    for ax, path in zip(axes[3:], paths):
+    for k, path in enumerate(paths):
+        ax = fig.add_subplot(grid[3 + k // columns, k % columns])
         for m in members:
             points = [(row["training_iteration"], flat[path]) for row in m.rows
                       if path in (flat := flatten(row.get("config", {})))]
             if points:
                 ax.step(*zip(*points), where="post", color=colours[m.tag])
-        ax.set_ylabel(path.split(".")[-1], fontsize=8)
-        ax.set_title(path, fontsize=8)
+        ax.set_title(short_name(path), fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("training iteration")
+    fig.supxlabel("training iteration")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
 
@@ -217,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     exploits = load_exploits(args.run_dir)
     out = args.out or args.run_dir / "report"
-    png = plot(members, exploits, out / "lineage.png")
+    png = plot(args.run_dir, members, exploits, out / "lineage.png")
     report = summary(members, exploits)
     report["lineage_png"] = str(png)
     best = best_member(members)

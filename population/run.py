@@ -1,108 +1,277 @@
-"""Train from an experiment file: `python -m population.run CONFIG [--storage DIR] [--set KEY=VALUE] [--dry-run]`.
+"""Train from an experiment file: one member, or a population with PBT.
 
-One Ray Tune trial of `MAPushPPO` (two separate policies by default) on the configured simulator. The
-trial directory under `<storage>/<run.name>/` holds `progress.csv`, `result.json`, TensorBoard event files
-and `checkpoint_*/` folders; `python -m mapush_rllib.evaluate --policy <that directory>` evaluates the
-newest checkpoint.
+    python -m population.run configs/pbt.yaml                  # a population (the file has a `pbt:` section)
+    python -m population.run configs/single.yaml               # one member, no PBT
+    python -m population.run configs/pbt.yaml --resume         # continue the newest run of this config
+    python -m population.run configs/pbt.yaml --dry-run        # validate and print the resolved experiment
+    python -m population.run configs/single.yaml --set curriculum.enabled=false   # override settings (YAML values)
+    RAY_ADDRESS=ray://head:10001 python -m population.run configs/pbt.yaml   # on an existing Ray cluster
+
+Each run is a Ray Tune experiment in `<storage>/<run.name>_<date>/` (storage: `--storage`, else `run.storage`,
+default `runs/`), one trial directory per member with `progress.csv`, `result.json`, TensorBoard event files and
+`checkpoint_*/` folders, plus Tune's PBT logs (`pbt_global.txt`, `pbt_policy_<trial>.txt`), the resolved
+experiment (`experiment.yaml`) and the members' starting values (`population.json`).
+`python -m population.report <that directory>` draws the lineage; `python -m mapush_rllib.evaluate --policy
+<a trial directory>` evaluates a member's newest checkpoint.
 
 An invalid file prints one line per problem and exits with status 2 before Ray starts; nothing is written.
-`--dry-run` validates, builds the RLlib config and prints the resolved experiment, without training.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import sys
 from pathlib import Path
+
+import yaml
 
 from population.config import ExperimentConfig, ExperimentConfigError, load_experiment
 
 EXIT_INVALID_CONFIG = 2
 EXIT_TRIAL_FAILED = 1
+EXPERIMENT_FILE = "experiment.yaml"
+POPULATION_FILE = "population.json"
 
 
 def build_algorithm_config(experiment: ExperimentConfig):
-    """The PPOConfig of one member: the experiment's sections plus the run's resources."""
+    """The PPOConfig of one member: the experiment's sections plus the run's resources and the member score."""
     from mapush_rllib.training import build_ppo_config
     from population.curriculum_hooks import ppo_config_options
+    from population.pbt_config import ScoreConfig
+    from population.score import ScoreFunction
 
     resources = experiment.run.resources
     config = build_ppo_config(
         experiment.training, experiment.simulator, experiment.task, experiment.rewards, seed=experiment.run.seed,
         **ppo_config_options(experiment.curriculum),
     )
+    score = experiment.pbt.score if experiment.pbt is not None else ScoreConfig()
     return (
         config.resources(num_cpus_for_main_process=resources.cpus)
         .learners(num_cpus_per_learner=resources.cpus, num_gpus_per_learner=resources.gpus)
         .env_runners(num_cpus_per_env_runner=resources.cpus_per_env_runner)
+        .callbacks(on_train_result=ScoreFunction(score, top_level=top_curriculum_level(experiment)))
     )
 
 
-def stop_condition(experiment: ExperimentConfig):
-    """Tune stopper: True once any configured limit is reached."""
-    stop = experiment.run.stop
+def top_curriculum_level(experiment: ExperimentConfig) -> int:
+    """Index of the curriculum's top level (1 without a curriculum, so progress is the level itself)."""
+    curriculum = getattr(experiment, "curriculum", None)
+    if curriculum is None or not getattr(curriculum, "enabled", False):
+        return 1
+    from curriculum.levels import build_level_table
 
-    def should_stop(trial_id: str, result: dict) -> bool:
+    return max(1, build_level_table(curriculum, experiment.task, experiment.simulator.physics).num_levels - 1)
+
+
+class StopCondition:
+    """Tune stopper: a member stops once any configured limit is reached (picklable, for `--resume`)."""
+
+    def __init__(self, experiment: ExperimentConfig) -> None:
+        stop = experiment.run.stop
+        self.iterations, self.env_steps, self.time_s = stop.training_iterations, stop.env_steps, stop.time_s
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
         steps = result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0)
         return bool(
-            (stop.training_iterations is not None and result["training_iteration"] >= stop.training_iterations)
-            or (stop.env_steps is not None and steps >= stop.env_steps)
-            or (stop.time_s is not None and result.get("time_total_s", 0.0) >= stop.time_s)
+            (self.iterations is not None and result["training_iteration"] >= self.iterations)
+            or (self.env_steps is not None and steps >= self.env_steps)
+            or (self.time_s is not None and result.get("time_total_s", 0.0) >= self.time_s)
         )
 
-    return should_stop
+
+# ------------------------------------------------------------------------------------------ experiment dirs
 
 
-def train(experiment: ExperimentConfig, algorithm_config) -> int:
-    """Run the Tune trial; returns the process exit status."""
+def experiment_dirs(storage: Path, name: str) -> list[Path]:
+    """Runs of the experiment `name` under `storage`, oldest first (the folder names sort by date)."""
+    return sorted(p for p in storage.glob(f"{name}_*") if (p / EXPERIMENT_FILE).exists())
+
+
+def new_experiment_dir(storage: Path, name: str) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    path = storage / f"{name}_{stamp}"
+    suffix = 1
+    while path.exists():
+        path = storage / f"{name}_{stamp}_{suffix}"
+        suffix += 1
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- Ray
+
+
+def start_ray(experiment: ExperimentConfig, address: str | None) -> None:
+    """Connect to `address` (or $RAY_ADDRESS), else start a local Ray, with the dashboard if configured."""
+    import ray
+
+    run = experiment.run
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        context = ray.init(address=address, log_to_driver=True)
+        print(f"Connected to the Ray cluster at {address}; dashboard: {context.dashboard_url or 'not running'}")
+        return
+    context = ray.init(
+        num_cpus=run.resources.ray_num_cpus,
+        include_dashboard=run.dashboard,
+        dashboard_host="127.0.0.1",
+        dashboard_port=run.dashboard_port,
+        log_to_driver=True,
+    )
+    if run.dashboard:
+        url = f"http://{context.dashboard_url}"
+        auth = os.environ.get("RAY_AUTH_MODE", "token").lower()
+        hint = ("token authentication is on: when the page asks for a token, paste the output of "
+                "`ray get-auth-token` (set RAY_AUTH_MODE=disabled before starting to turn it off locally)"
+                if auth == "token" else "token authentication is off")
+        print(f"Ray dashboard: {url} ({hint})", flush=True)
+
+
+def progress_reporter(experiment: ExperimentConfig, plan) -> object:
+    """Tune's table of members: success, curriculum level, freeloading, score, and the mutated values."""
+    from ray import tune
+
+    metrics = {
+        "training_iteration": "iter",
+        "env_runners/num_env_steps_sampled_lifetime": "env steps",
+        "env_runners/mapush/success_rate": "success",
+        "curriculum/full_task_success_rate": "full-task success",
+        "curriculum/level_mean": "level",
+        "env_runners/mapush/freeloading_index": "freeloading",
+        "pbt/score": "score",
+    }
+    parameters = {"member": "member"}
+    if plan is not None:  # the mutated values users look at first: entropy, then collision and OCB scales
+        def rank(path: str) -> int:
+            return next((i for i, key in enumerate(("entropy", "collision", "ocb", "lr")) if key in path), 9)
+
+        pairs = sorted(zip(plan.mutations, plan.rllib_mutations), key=lambda pair: rank(pair[0].path))
+        for mutation, rllib in pairs[:5]:
+            parts = mutation.path.split(".")
+            owner = next((p for p in parts if p.startswith(("agent_", "policy_"))), "")
+            parameters[rllib.path.replace(".", "/")] = f"{parts[-1]} {owner}".strip()
+    return tune.CLIReporter(metric_columns=metrics, parameter_columns=parameters, max_report_frequency=30,
+                            sort_by_metric=plan is not None)
+
+
+def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan):
+    """A new Tune experiment at `path`: one trial, or one per member under the PBT scheduler."""
+    from ray import tune
+
+    from population.members import SCORE_METRIC, make_scheduler, param_space
+
+    run = experiment.run
+    if plan is None:
+        space, tune_config = algorithm_config, tune.TuneConfig(num_samples=1)
+    else:
+        space = param_space(plan, algorithm_config)
+        tune_config = tune.TuneConfig(scheduler=make_scheduler(plan), metric=SCORE_METRIC, mode="max")
+    return tune.Tuner(
+        algorithm_config.algo_class,  # the class, not a name: a string makes Tune import every algorithm
+        param_space=space,
+        tune_config=tune_config,
+        run_config=tune.RunConfig(
+            name=path.name,
+            storage_path=str(path.parent),
+            stop=StopCondition(experiment),
+            checkpoint_config=tune.CheckpointConfig(
+                checkpoint_frequency=run.checkpoint_every_iterations,
+                checkpoint_at_end=True,
+                num_to_keep=run.checkpoints_to_keep,
+            ),
+            failure_config=tune.FailureConfig(max_failures=run.max_failures),
+            progress_reporter=progress_reporter(experiment, plan),
+            verbose=1,
+        ),
+    )
+
+
+def describe_resumed(path: Path) -> str:
+    """What `--resume` continues: the run folder and each member's last iteration and checkpoint."""
+    lines = [f"Resuming {path}:"]
+    for trial in sorted(p for p in path.iterdir() if (p / "result.json").exists()):
+        rows = (trial / "result.json").read_text().splitlines()
+        last = json.loads(rows[-1]) if rows else {}
+        checkpoints = sorted(trial.glob("checkpoint_*"))
+        level = last.get("curriculum", {}).get("level_mean")
+        lines.append(
+            f"  {trial.name}: iteration {last.get('training_iteration', 0)}, "
+            f"newest checkpoint {checkpoints[-1].name if checkpoints else 'none'}"
+            + (f", curriculum level {level:.2f}" if isinstance(level, (int, float)) else "")
+        )
+    return "\n".join(lines)
+
+
+def summarize(results) -> tuple[int, list[dict]]:
+    """(exit status, one summary per member) of a finished Tune run."""
+    rows, status = [], 0
+    for result in results:
+        metrics = result.metrics or {}
+        if result.error is not None:
+            print(f"error: member {metrics.get('config', {}).get('member', '?')} failed: {result.error}", file=sys.stderr)
+            status = EXIT_TRIAL_FAILED
+        rows.append({
+            "trial_dir": result.path,
+            "member": (metrics.get("config") or {}).get("member", 0),
+            "checkpoint": result.checkpoint.path if result.checkpoint else None,
+            "training_iteration": metrics.get("training_iteration"),
+            "env_steps": metrics.get("env_runners", {}).get("num_env_steps_sampled_lifetime"),
+            "success_rate": metrics.get("env_runners", {}).get("mapush", {}).get("success_rate"),
+            "full_task_success_rate": metrics.get("curriculum", {}).get("full_task_success_rate"),
+            "score": metrics.get("pbt", {}).get("score"),
+        })
+    return status, rows
+
+
+def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: bool = False,
+          address: str | None = None) -> int:
+    """Run (or resume) the experiment (`plan`: its population, None for one member); returns the exit status."""
     import ray
     from ray import tune
 
     run = experiment.run
     storage = Path(run.storage).resolve()
-    ray.init(num_cpus=run.resources.ray_num_cpus, include_dashboard=run.dashboard, log_to_driver=True)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's table with our columns (CLIReporter)
+    if resume:
+        runs = experiment_dirs(storage, run.name)
+        if not runs:
+            print(f"error: --resume: no run of '{run.name}' under {storage}; start one without --resume",
+                  file=sys.stderr)
+            return EXIT_INVALID_CONFIG
+        path = runs[-1]
+        print(describe_resumed(path), flush=True)
+    else:
+        path = new_experiment_dir(storage, run.name)
+    start_ray(experiment, address)
     try:
-        tuner = tune.Tuner(
-            algorithm_config.algo_class,  # the class, not a name: a string makes Tune import every algorithm
-            param_space=algorithm_config,
-            tune_config=tune.TuneConfig(num_samples=1),
-            run_config=tune.RunConfig(
-                name=run.name,
-                storage_path=str(storage),
-                stop=stop_condition(experiment),
-                checkpoint_config=tune.CheckpointConfig(
-                    checkpoint_frequency=run.checkpoint_every_iterations,
-                    checkpoint_at_end=True,
-                    num_to_keep=run.checkpoints_to_keep,
-                ),
-                verbose=1,
-            ),
-        )
+        if resume:
+            tuner = tune.Tuner.restore(str(path), trainable=algorithm_config.algo_class,
+                                       resume_unfinished=True, resume_errored=True)
+        else:
+            tuner = make_tuner(experiment, algorithm_config, path, plan)
+            path.mkdir(parents=True, exist_ok=True)
+            (path / EXPERIMENT_FILE).write_text(yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False))
+            if plan is not None:
+                (path / POPULATION_FILE).write_text(json.dumps(plan.describe(), indent=2))
+            print(f"Experiment folder: {path}", flush=True)
         results = tuner.fit()
     finally:
         ray.shutdown()
-    result = results[0]
-    if result.error is not None:
-        print(f"error: the trial failed: {result.error}", file=sys.stderr)
-        return EXIT_TRIAL_FAILED
-    metrics = result.metrics or {}
-    summary = {
-        "trial_dir": result.path,
-        "checkpoint": result.checkpoint.path if result.checkpoint else None,
-        "training_iteration": metrics.get("training_iteration"),
-        "env_steps": metrics.get("env_runners", {}).get("num_env_steps_sampled_lifetime"),
-        "success_rate": metrics.get("env_runners", {}).get("mapush", {}).get("success_rate"),
-    }
-    print(json.dumps(summary))
-    return 0
+    status, rows = summarize(results)
+    print(json.dumps({"experiment_dir": str(path), "members": rows}))
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="experiment YAML (see configs/)")
     parser.add_argument("--storage", help="directory for run outputs (overrides run.storage; default runs/)")
+    parser.add_argument("--resume", action="store_true", help="continue the newest run of this config")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the experiment; do not train")
+    parser.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
         help="override a setting of the file, value in YAML, e.g. --set curriculum.enabled=false (repeatable)",
@@ -111,13 +280,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         experiment = load_experiment(args.config, storage=args.storage, overrides=args.overrides)
         algorithm_config = build_algorithm_config(experiment)
+        plan = None
+        if experiment.pbt is not None:
+            from population.members import plan_population
+
+            plan = plan_population(experiment)
     except (ExperimentConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     if args.dry_run:
-        print(json.dumps(experiment.model_dump(mode="json"), indent=2))
+        resolved = {"experiment": experiment.model_dump(mode="json")}
+        if plan is not None:
+            resolved["population"] = plan.describe()
+        print(json.dumps(resolved, indent=2))
         return 0
-    return train(experiment, algorithm_config)
+    return train(experiment, algorithm_config, plan, resume=args.resume, address=args.address)
 
 
 if __name__ == "__main__":

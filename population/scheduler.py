@@ -8,8 +8,9 @@ quantile). Two things differ here:
   (`population.exploit.replacement_split`, DexPBT's double threshold), so evaluation noise causes no churn.
   This is the one Tune method overridden; everything else (checkpoint hand-over, pausing, logs
   `pbt_global.txt` / `pbt_policy_<trial>.txt`) is Tune's.
-- **How they are mutated** (`explore_fn`, Tune's public `custom_explore_fn` hook with no built-in mutations):
-  `population.explore.explore` in log space with clamping, on the donor's config.
+- **How they are mutated** (`MemberExplorer`, Tune's public `custom_explore_fn` hook with no built-in
+  mutations): `population.explore.explore` in log space with clamping, on the donor's config; the receiver
+  keeps its own identity (`IDENTITY_PATHS`: member index and seeds, restored in `_get_new_config`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ import random
 from ray.tune.schedulers import PopulationBasedTraining
 
 from population.exploit import replacement_split
-from population.explore import Mutation, explore
+from population.explore import Mutation, explore, get_path, set_path
 
 logger = logging.getLogger(__name__)
 SCORE_METRIC = "pbt/score"
+#: Config entries that make a member itself: a member copying a donor's weights and hyperparameters keeps
+#: its own index and seeds, so two members never replay the same random streams.
+IDENTITY_PATHS = ("member", "seed", "env_config.seed")
 
 
 class MemberExplorer:
@@ -54,6 +58,15 @@ class ConservativePBT(PopulationBasedTraining):
         super().__init__(**kwargs)
         self.threshold_std = threshold_std
         self.threshold_abs = threshold_abs
+
+    def _get_new_config(self, trial, trial_to_clone):  # noqa: ANN001, ANN202 -- Tune's signature
+        new_config, operations = super()._get_new_config(trial, trial_to_clone)
+        for path in IDENTITY_PATHS:
+            try:
+                set_path(new_config, path, get_path(trial.config, path))
+            except KeyError:
+                continue
+        return new_config, operations
 
     def _quantiles(self):  # noqa: ANN202 -- Tune's signature: (lower, upper) lists of trials
         scores = {

@@ -2,7 +2,7 @@
 
 Runs as an RLlib `on_train_result` function after the task-metric and curriculum callbacks have filled the
 result, so it reads `curriculum/full_task_success_rate`, `curriculum/level_mean` and
-`env_runners/mapush/freeloading_index` of the same iteration. Missing or NaN inputs (no finished episode yet)
+`env_runners/mapush/{task_progress,freeloading_index}` of the same iteration. Missing or NaN inputs (no finished episode yet)
 count as 0, so a member without evidence never outranks one with it.
 """
 
@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from population.exploit import member_score
+from population.pbt_config import ScoreConfig
 
 
 def _number(value: Any) -> float:
@@ -21,20 +22,21 @@ def _number(value: Any) -> float:
 class ScoreFunction:
     """Picklable `on_train_result` callable (it travels to every trial) that adds `result["pbt"]`."""
 
-    def __init__(self, *, level_weight: float, freeloading_weight: float, top_level: int) -> None:
-        self.level_weight = level_weight
-        self.freeloading_weight = freeloading_weight
+    def __init__(self, weights: ScoreConfig, *, top_level: int) -> None:
+        self.weights = weights
         self.top_level = max(1, top_level)
 
     def __call__(self, *, result: dict, **kwargs: Any) -> None:
         curriculum = result.get("curriculum", {})
         success = _number(curriculum.get("full_task_success_rate"))
         progress = min(1.0, _number(curriculum.get("level_mean")) / self.top_level)
-        freeloading = _number(result.get("env_runners", {}).get("mapush", {}).get("freeloading_index"))
+        task = result.get("env_runners", {}).get("mapush", {})
+        freeloading = _number(task.get("freeloading_index"))
+        task_progress = _number(task.get("task_progress"))
         result["pbt"] = {
-            "score": member_score(success, progress, freeloading, level_weight=self.level_weight,
-                                  freeloading_weight=self.freeloading_weight),
+            "score": member_score(success, progress, freeloading, task_progress, **self.weights.model_dump()),
             "full_task_success": success,
             "curriculum_progress": progress,
+            "task_progress": task_progress,
             "freeloading_index": freeloading,
         }

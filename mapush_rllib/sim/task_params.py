@@ -70,6 +70,21 @@ def task_param_violations(
     return checks
 
 
+def task_config_problems(task: TaskConfig, physics: PhysicsConfig) -> list[str]:
+    """The same rules for a task config, before any env exists: one `task.<field>: ...` line per violation.
+
+    Lets an experiment file with an impossible task fail at load time instead of inside a trial.
+    """
+    values = {
+        "box_size_m": torch.tensor([task.box_size_m]),
+        "box_mass_kg": torch.tensor([task.resolved_box_mass_kg()]),
+        "target_distance_m": torch.tensor([list(task.target_distance_m)]),
+        "spawn_radius_m": torch.tensor([list(task.spawn_radius_m)]),
+    }
+    violations = task_param_violations(values, task.success_radius_m, agent_half_diagonal_m(physics))
+    return [f"task.{name}: {getattr(task, name)} is invalid: {rule}" for name, bad, rule in violations if bool(bad[0])]
+
+
 class TaskParams:
     """Per-env task parameters as (E,) / (E, 2) tensors, validated on every change."""
 
@@ -86,14 +101,18 @@ class TaskParams:
         self.box_size_m = full([task.box_size_m]).squeeze(1)
         self.box_mass_kg = full([task.resolved_box_mass_kg()]).squeeze(1)
         self.mass_follows_size = task.box_mass_kg is None
+        self.box_version = 0  # counts `set` calls that touched the box, so users can skip unchanged boxes cheaply
         self.validate(torch.arange(num_envs, device=device))
 
-    def set(self, env_ids: torch.Tensor, **values: torch.Tensor | float | list[float]) -> None:
+    def set(
+        self, env_ids: torch.Tensor, *, trusted: bool = False, **values: torch.Tensor | float | list[float]
+    ) -> None:
         """Change parameters of `env_ids`; applied at each env's next reset.
 
         Unknown names, wrong shapes, negative sizes and min > max raise TaskParamError naming the field;
         on error nothing is changed. Without an explicit box_mass_kg, a new box_size_m keeps the box's
-        areal density when the config's box_mass_kg is null.
+        areal density when the config's box_mass_kg is null. `trusted` values were already checked against
+        `task_param_violations` (a curriculum's level table): the value check, a host sync on GPUs, is skipped.
         """
         unknown = sorted(set(values) - set(TASK_PARAM_FIELDS))
         if unknown:
@@ -110,6 +129,12 @@ class TaskParams:
                 raise TaskParamError(f"{name}: expected shape {shape} (or broadcastable), got {tuple(tensor.shape)}")
         if "box_size_m" in new and "box_mass_kg" not in new and self.mass_follows_size:
             new["box_mass_kg"] = box_mass_following_size_kg(new["box_size_m"])
+        if "box_size_m" in new or "box_mass_kg" in new:
+            self.box_version += 1
+        if trusted:
+            for name, tensor in new.items():
+                getattr(self, name)[env_ids] = tensor
+            return
         old = {name: getattr(self, name)[env_ids].clone() for name in new}
         for name, tensor in new.items():
             getattr(self, name)[env_ids] = tensor
@@ -122,7 +147,10 @@ class TaskParams:
 
     def validate(self, env_ids: torch.Tensor) -> None:
         values = {name: getattr(self, name)[env_ids] for name in TASK_PARAM_FIELDS}
-        for name, bad, rule in task_param_violations(values, self.success_radius_m, self.agent_half_diagonal_m):
+        checks = task_param_violations(values, self.success_radius_m, self.agent_half_diagonal_m)
+        if not bool(torch.stack([bad for _, bad, _ in checks]).any()):  # one host sync for all rules
+            return
+        for name, bad, rule in checks:
             if bool(bad.any()):
                 env = int(env_ids[bad.nonzero()[0, 0]])
                 value = getattr(self, name)[env].tolist()

@@ -54,7 +54,11 @@ class TaskSchedule(Protocol):
         """Outcomes of the episodes that just ended in `env_ids`; (n,) bool."""
 
     def task_params(self, env_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Task parameters for the new episodes of `env_ids`, keyed as TASK_PARAM_FIELDS."""
+        """Task parameters for the new episodes of `env_ids`, keyed as TASK_PARAM_FIELDS.
+
+        A schedule whose values are always valid (checked with `task_param_violations` beforehand) may set a
+        class attribute `task_params_validated = True`; the env then skips re-checking them at every reset.
+        """
 
 
 @dataclass
@@ -138,6 +142,7 @@ class MAPushVecEnv:
         self.initial_distance = zeros(E)
         self.episode_box_size = zeros(E)  # the physical box of the running episode
         self._applied_box = torch.full((E, 2), float("nan"), device=self.device)  # (size, mass) in the backend
+        self._box_version_everywhere = -1  # task.box_version when every env's box was last brought up to date
         self.step_count = zeros(E, dtype=torch.long)
         self.ep_engaged = zeros(E, A)
         self.ep_impulse = zeros(E, A)
@@ -209,7 +214,7 @@ class MAPushVecEnv:
         episodes = None
         ids = done.nonzero().squeeze(1)  # a host sync (one per step on GPUs): which envs reset
         if len(ids):
-            episodes = self._episode_stats(ids, success, exception, truncated)
+            episodes = self._episode_stats(ids, success, exception, truncated, distance)
             self.obs, self.state = obs.clone(), state.clone()
             self._reset_envs(ids, outcome=success[ids])
         return StepResult(
@@ -244,9 +249,13 @@ class MAPushVecEnv:
         }
 
     def _episode_stats(
-        self, ids: torch.Tensor, success: torch.Tensor, exception: torch.Tensor, truncated: torch.Tensor
+        self, ids: torch.Tensor, success: torch.Tensor, exception: torch.Tensor, truncated: torch.Tensor,
+        distance: torch.Tensor,
     ) -> EpisodeStats:
         length = self.step_count[ids]
+        start = self.initial_distance[ids]
+        to_go = (start - self.task_config.success_radius_m).clamp(min=1e-6)
+        progress = torch.where(success[ids], 1.0, ((start - distance[ids]) / to_go).clamp(0.0, 1.0))
         limit_s = torch.full_like(length, self.max_episode_steps, dtype=torch.float32) * self.dt
         return EpisodeStats(
             env_ids=ids,
@@ -259,7 +268,8 @@ class MAPushVecEnv:
             engaged_steps=self.ep_engaged[ids],
             contact_impulse=self.ep_impulse[ids],
             term_sums=self.ep_terms[ids],
-            initial_distance_m=self.initial_distance[ids],
+            initial_distance_m=start,
+            task_progress=progress,
             box_size_m=self.episode_box_size[ids],
         )
 
@@ -269,7 +279,7 @@ class MAPushVecEnv:
                 self.task_schedule.episode_end(ids, outcome)
             params = self.task_schedule.task_params(ids)
             if params:
-                self.task.set(ids, **params)
+                self.task.set(ids, trusted=getattr(self.task_schedule, "task_params_validated", False), **params)
         self._apply_box(ids)
         self.episode_index[ids] += 1
         draws = rng.uniform(self.seed, self.env_ids[ids], self.episode_index[ids], self.task.num_reset_draws())
@@ -296,8 +306,12 @@ class MAPushVecEnv:
 
     def _apply_box(self, ids: torch.Tensor) -> None:
         """Rebuild the physical box of the envs whose box size or mass parameter changed."""
+        if self.task.box_version == self._box_version_everywhere:
+            return  # no box parameter was set since every env's box was last checked: skip the host sync
         wanted = torch.stack([self.task.box_size_m[ids], self.task.box_mass_kg[ids]], dim=1)
         changed = (wanted != self._applied_box[ids]).any(dim=1)
+        if len(ids) == self.num_envs:
+            self._box_version_everywhere = self.task.box_version
         if not bool(changed.any()):
             return
         cids = ids[changed]

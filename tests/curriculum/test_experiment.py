@@ -60,7 +60,7 @@ def test_invalid_curriculum_is_one_error_naming_the_field_before_ray(tmp_path: P
 def test_set_switches_the_curriculum_off_and_bad_overrides_are_one_error(tmp_path: Path, capsys) -> None:
     single = str(REPO / "configs" / "single.yaml")
     assert main([single, "--dry-run", "--set", "curriculum.enabled=false", "--set", "run.name=no_curriculum"]) == 0
-    resolved = json.loads(capsys.readouterr().out)
+    resolved = json.loads(capsys.readouterr().out)["experiment"]
     assert resolved["curriculum"]["enabled"] is False and resolved["run"]["name"] == "no_curriculum"
     assert resolved["simulator"]["num_envs"] == 256  # the rest of the file is kept
 

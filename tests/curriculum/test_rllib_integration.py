@@ -164,13 +164,16 @@ def killed_run(tmp_path_factory, experiment) -> dict:
          *[arg for override in OVERRIDES for arg in ("--set", override)]],
         output,
     )
-    experiment_dir = storage / "resume"
+    def iteration() -> int:  # the run's folder is <run.name>_<date>
+        return max((tune_state_iteration(path) for path in storage.glob("resume_*")), default=0)
+
     try:
         # Tune checkpoints after iteration 4 before it starts iteration 5, so a saved experiment state that
         # has seen iteration 5 also lists that checkpoint.
-        wait_for(lambda: tune_state_iteration(experiment_dir) >= 5, "iteration 5 in Tune's state", process, output)
+        wait_for(lambda: iteration() >= 5, "iteration 5 in Tune's state", process, output)
     finally:
         kill_group(process)
+    (experiment_dir,) = storage.glob("resume_*")
     trial_dir = next(experiment_dir.glob("MAPushPPO_*"))
     return {"experiment_dir": experiment_dir, "trial_dir": trial_dir, "rows_before": len(result_rows(trial_dir)),
             "log": output}

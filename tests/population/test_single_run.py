@@ -30,12 +30,15 @@ def run_dir(tmp_path_factory) -> Path:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert summary["training_iteration"] == 4
-    return Path(summary["trial_dir"])
+    (member,) = summary["members"]
+    assert member["training_iteration"] == 4
+    assert Path(summary["experiment_dir"]).parent == storage
+    return Path(member["trial_dir"])
 
 
 def test_trial_directory_has_results_tensorboard_and_checkpoints(run_dir: Path) -> None:
-    assert run_dir.parent.name == "smoke"
+    assert run_dir.parent.name.startswith("smoke_"), "one folder per run: <run.name>_<date>"
+    assert (run_dir.parent / "experiment.yaml").exists()
     assert sorted(p.name for p in run_dir.glob("checkpoint_*")) == ["checkpoint_000000", "checkpoint_000001"]
     assert list(run_dir.glob("events.out.tfevents.*"))
     with open(run_dir / "progress.csv") as f:
@@ -47,7 +50,7 @@ def test_trial_directory_has_results_tensorboard_and_checkpoints(run_dir: Path) 
         "env_runners/mapush/collaboration_degree", "env_runners/mapush/freeloading_index",
         "env_runners/mapush/engagement/agent_1", "env_runners/mapush/reward/ocb/agent_0",
         "live_settings/policy_0/entropy_coeff", "live_settings/policy_1/lr",
-        "live_settings/reward_scales/agent_1/push",
+        "live_settings/reward_scales/agent_1/push", "env_runners/mapush/task_progress", "pbt/score",
         "curriculum/level_mean", "curriculum/level_hist/0", "curriculum/full_task_episodes",
         "curriculum/resumed/level_mean",
     ):

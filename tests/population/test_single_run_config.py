@@ -65,13 +65,13 @@ def test_yaml_syntax_error_is_one_message(tmp_path: Path, capsys) -> None:
 
 def test_dry_run_prints_the_resolved_experiment_and_writes_nothing(tmp_path: Path, capsys) -> None:
     assert main([str(REPO / "configs" / "single.yaml"), "--dry-run", "--storage", str(tmp_path / "out")]) == 0
-    resolved = json.loads(capsys.readouterr().out)
+    resolved = json.loads(capsys.readouterr().out)["experiment"]
     assert resolved["run"]["storage"] == str(tmp_path / "out")
     assert resolved["training"]["share_policy"] is False
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["single.yaml", "smoke.yaml"])
+@pytest.mark.parametrize("name", ["single.yaml", "smoke.yaml", "pbt_smoke.yaml", "gpu.yaml"])
 def test_shipped_configs_are_valid(name: str) -> None:
     experiment = load_experiment(REPO / "configs" / name)
     assert experiment.training.policy_ids == ("policy_0", "policy_1")
@@ -80,3 +80,13 @@ def test_shipped_configs_are_valid(name: str) -> None:
 def test_missing_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ExperimentConfigError, match="no such file"):
         load_experiment(tmp_path / "nope.yaml")
+
+
+def test_gpu_config_puts_simulator_runner_and_learner_on_one_gpu() -> None:
+    from mapush_rllib.learner import MAPushPPOLearner
+    from population.run import build_algorithm_config
+
+    config = build_algorithm_config(load_experiment(REPO / "configs" / "gpu.yaml"))
+    assert config.env_config["sim"]["backend"] == "mujoco_warp" and config.env_config["sim"]["device"] == "cuda"
+    assert config.num_env_runners == 0 and config.num_gpus_per_learner == 1
+    assert config.learner_class is MAPushPPOLearner

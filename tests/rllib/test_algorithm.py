@@ -93,13 +93,13 @@ def test_live_settings_reach_learners_and_every_env(algo) -> None:
     apply_live_settings(algo, reward_scales={"agent_1": {"ocb": 0.02}}, entropy_coeff={"policy_1": 0.05}, lr=2e-4)
     live = read_live_settings(algo)
     assert live["policy_1"] == {"entropy_coeff": pytest.approx(0.05), "lr": pytest.approx(2e-4)}
-    assert live["policy_0"]["entropy_coeff"] == pytest.approx(0.01)
+    assert live["policy_0"]["entropy_coeff"] == pytest.approx(0.001)
     assert live["reward_scales"]["agent_1"]["ocb"] == pytest.approx(0.02)
     assert live["reward_scales"]["agent_0"]["ocb"] == pytest.approx(0.004)
     assert [table["agent_1"]["ocb"] for table in read_env_reward_scales(algo)] == [pytest.approx(0.02)]
     result = algo.train()
     assert result["learners"]["policy_1"]["curr_entropy_coeff"] == pytest.approx(0.05)
-    assert result["learners"]["policy_0"]["curr_entropy_coeff"] == pytest.approx(0.01)
+    assert result["learners"]["policy_0"]["curr_entropy_coeff"] == pytest.approx(0.001)
     assert result["learners"]["policy_0"]["default_optimizer_learning_rate"] == pytest.approx(2e-4)
     assert result["live_settings"]["reward_scales"]["agent_1"]["ocb"] == pytest.approx(0.02)
     # A rebuilt env keeps the new scales (the env config was updated too).
@@ -129,6 +129,30 @@ def test_checkpoint_carries_the_task_schedule_state(algo, tmp_path) -> None:
         assert torch.equal(weights, algo.learner_group._learner.module["policy_0"].actor[0].weight)
     finally:
         restored.stop()
+
+
+def test_shared_central_critic_policy_trains_and_acts_on_8d_observations(algo, tmp_path) -> None:
+    """One PPO iteration with a shared policy whose critic sees the global state; the saved actor needs 8-D only."""
+    from mapush_rllib.checkpoint_policy import load_checkpoint_policy
+
+    config = build_ppo_config(
+        TrainingConfig(share_policy=True, central_critic=True, rollout_steps=16, num_epochs=1, num_minibatches=1),
+        SimConfig(num_envs=4, num_threads=1), TaskConfig(episode_length_s=0.2), RewardConfig(), seed=4,
+    ).resources(num_cpus_for_main_process=0.5).learners(num_cpus_per_learner=0.5)
+    shared = config.build_algo()
+    try:
+        result = shared.train()
+        assert set(result["learners"]) >= {"shared_policy"}
+        assert result["learners"]["shared_policy"]["num_module_steps_trained"] >= 2 * 16 * 4  # both agents' rows
+        module = shared.learner_group._learner.module["shared_policy"]
+        assert module.critic[0].in_features == 25 and module.actor[0].in_features == 8
+        path = shared.save_to_path(tmp_path / "shared")
+    finally:
+        shared.stop()
+    policy, info = load_checkpoint_policy(str(path))
+    assert info["agent_modules"] == {"agent_0": "shared_policy", "agent_1": "shared_policy"} and info["central_critic"]
+    actions = policy(torch.randn(3, 2, 8))
+    assert actions.shape == (3, 2, 3)
 
 
 @pytest.mark.parametrize("tampered", ["learner entropy", "env reward scale"])

@@ -29,7 +29,7 @@ def test_separate_policies_with_their_own_settings() -> None:
     config = build(per_module={"policy_1": {"entropy_coeff": 0.03, "lr": 1e-3}}, rollout_steps=50, num_minibatches=4)
     assert policy_mapping(config) == {"agent_0": "policy_0", "agent_1": "policy_1"}
     assert set(config.policies) == {"policy_0", "policy_1"}
-    assert config.get_config_for_module("policy_0").entropy_coeff == 0.01
+    assert config.get_config_for_module("policy_0").entropy_coeff == 0.001
     assert config.get_config_for_module("policy_1").entropy_coeff == 0.03
     assert config.get_config_for_module("policy_1").lr == 1e-3
     assert config.get_config_for_module("policy_0").lr == 5e-4
@@ -43,6 +43,8 @@ def test_shared_policy_and_central_critic() -> None:
     assert policy_mapping(config) == {"agent_0": "shared_policy", "agent_1": "shared_policy"}
     assert config.env_runner_cls is None
     assert config.minibatch_size == 2 * 50 * 8 // 4  # both agents' rows go to the one module
+    one = build(share_policy=True, rollout_steps=50, num_minibatches=1)
+    assert one.minibatch_size == 50 * 8  # RLlib's cap: one iteration's env steps
     spec = config.rl_module_spec.rl_module_specs["shared_policy"]
     assert spec.observation_space.shape == (25,) and spec.model_config["actor_obs_dim"] == 8
     module = spec.build()
@@ -100,4 +102,7 @@ def test_non_positive_batch_sizes_fail_the_check() -> None:
     config = build()
     config.minibatch_size = 0
     with pytest.raises(ConfigError, match="minibatch_size"):
+        check_ppo_config(config)
+    config.minibatch_size = config.train_batch_size_per_learner + 1
+    with pytest.raises(ConfigError, match="minibatch_size: .* larger than train_batch_size_per_learner"):
         check_ppo_config(config)

@@ -230,3 +230,19 @@ def test_pbt_isaacgym_config_validates():
     sim = SimConfig.model_validate(raw)
     assert sim.backend == "isaacgym"
     assert [v.resolved_mass_kg() for v in sim.server.isaacgym.box_variants][0] == 4.0
+
+
+def test_pbt_isaacgym_curriculum_uses_only_the_boxes_isaac_gym_builds():
+    """Isaac Gym cannot resize a box actor, so every (size, mass) a curriculum level asks for must be a variant."""
+    import torch
+
+    from curriculum.levels import build_level_table
+    from population.config import load_experiment
+
+    from .conftest import ROOT
+
+    experiment = load_experiment(ROOT / "configs" / "pbt_isaacgym.yaml")
+    table = build_level_table(experiment.curriculum, experiment.task, experiment.simulator.physics)
+    rows = table.params(torch.arange(table.num_levels + 1))
+    variants = {round(v.size_m, 6) for v in experiment.simulator.server.isaacgym.box_variants}
+    assert {round(float(size), 6) for size in rows["box_size_m"]} <= variants

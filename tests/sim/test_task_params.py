@@ -73,3 +73,25 @@ def test_smaller_box_is_physically_smaller(env):
         env.backend.step(commands.numpy())
     nose = env.backend.state()["agent_pos"][:2, 0, 0] + 0.3
     assert nose.tolist() == pytest.approx([-0.3, -0.6], abs=0.03)
+
+
+def test_box_changes_reach_envs_that_reset_later(env):
+    """The auto-reset path resets a few envs at a time; a box set for an env waits for that env's reset."""
+    half_size = lambda: env.backend._geom_size[:, env.backend._box_geom, 0].tolist()  # noqa: E731
+    env.set_task_params([0, 2], box_size_m=0.8, spawn_radius_m=[1.0, 1.1])
+    env._reset_envs(torch.tensor([0, 1]), outcome=None)
+    assert half_size() == pytest.approx([0.4, 0.6, 0.6, 0.6])
+    env._reset_envs(torch.tensor([3]), outcome=None)
+    assert half_size() == pytest.approx([0.4, 0.6, 0.6, 0.6])
+    env._reset_envs(torch.tensor([2]), outcome=None)
+    assert half_size() == pytest.approx([0.4, 0.6, 0.4, 0.6])
+
+
+def test_trusted_values_are_set_without_the_check(env):
+    """Values from an already-checked source (a curriculum's level table) skip the per-reset check."""
+    version = env.task.box_version
+    env.task.set(torch.tensor([1]), trusted=True, box_size_m=0.8)
+    assert env.task.box_size_m.tolist() == pytest.approx([1.2, 0.8, 1.2, 1.2])
+    assert env.task.box_version == version + 1
+    env.task.set(torch.tensor([1]), target_distance_m=[1.5, 2.0])
+    assert env.task.box_version == version + 1, "a change that leaves the box alone"

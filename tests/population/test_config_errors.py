@@ -1,0 +1,69 @@
+"""Malformed experiment files, one per field type and section: one readable line naming the field, exit 2,
+nothing written, Ray never started (the checks all run before `ray.init`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from population.run import main
+
+CASES = [
+    # (yaml, the field the message names, words the message says)
+    ("simulator: {num_envs: many}", "simulator.num_envs", "valid integer"),  # int: wrong type
+    ("simulator: {num_envs: 8.5}", "simulator.num_envs", "valid integer"),  # int: not whole
+    ("simulator: {num_envs: true}", "simulator.num_envs", "valid integer"),  # int: a bool is no int
+    ("simulator: {backend: bullet}", "simulator.backend", "Input should be"),  # literal
+    ("simulator: {device: 3}", "simulator.device", "valid string"),  # string
+    ("simulator: {physics: {physics_dt_s: -0.005}}", "simulator.physics.physics_dt_s", "greater than 0"),  # float range
+    ("simulator: {physics: {box_friction_range: [0.6, 0.5]}}", "box_friction_range", "larger than high"),  # range order
+    ("simulator: {physics: {box_friction_range: [0.5]}}", "simulator.physics.box_friction_range.1", "Field required"),
+    ("simulator: {physics: 7}", "simulator.physics", "valid dictionary"),  # nested model
+    ("task: {target_distance_m: [2.0, 1.5]}", "target_distance_m", "larger than high"),
+    ("task: {target_distance_m: [0.5, 2.0]}", "target_distance_m", "success radius"),  # impossible for the sim
+    ("task: {box_size_m: 0}", "task.box_size_m", "greater than 0"),
+    ("task: {box_mass_kg: heavy}", "task.box_mass_kg", "valid number"),  # optional float
+    ("rewards: {attribution: fair}", "rewards.attribution", "'shared' or 'contribution'"),
+    ("rewards: {expanded_ocb: maybe}", "rewards.expanded_ocb", "valid boolean"),  # bool
+    ("rewards: {per_agent_scales: {agent_0: {ocb: high}}}", "rewards.per_agent_scales.agent_0.ocb", "valid number"),
+    ("rewards: {per_agent_scales: [1, 2]}", "rewards.per_agent_scales", "valid dictionary"),  # dict
+    ("training: {model: {hidden_sizes: []}}", "training.model.hidden_sizes", "at least 1"),  # list
+    ("training: {model: {hidden_sizes: [64, wide]}}", "training.model.hidden_sizes.1", "valid integer"),
+    ("training: {gamma: 1.5}", "training.gamma", "less than or equal to 1"),
+    ("run: {name: 'my run/1'}", "run.name", "match pattern"),
+    ("run: {stop: {env_steps: -1}}", "run.stop.env_steps", "greater than 0"),
+    ("run: {resources: {cpus: 0}}", "run.resources.cpus", "greater than 0"),
+    ("pbt: {population_size: 1}", "pbt.population_size", "greater than or equal to 2"),
+    ("pbt: {quantile_fraction: 0.8}", "pbt.quantile_fraction", "less than or equal to 0.5"),
+    ("pbt: {perturbation_factors: [0.5, 1.5]}", "perturbation_factors", "below the allowed minimum 1.0"),
+    ("pbt: {entropy_coeff_range: [0.0, 0.1]}", "entropy_coeff_range", "must be positive"),
+    ("pbt: {reward_scales: everything}", "pbt.reward_scales", "Input should be"),
+    ("pbt: {mutations: {training.lr: [0.001, 0.0001]}}", "pbt.mutations.training.lr", "must be below"),
+    ("pbt: {mutations: {training.batch: [1, 2]}}", "pbt.mutations.training.batch", "not a mutable value"),
+    ("pbt: {mutations: {training.per_module.policy_9.lr: [0.0001, 0.001]}}", "policy_9", "unknown policy"),
+    ("pbt: {score: {freeloading_weight: 2}}", "pbt.score.freeloading_weight", "less than or equal to 1"),
+    ("pbt: {}\nrun: {checkpoints_to_keep: 2}", "run.checkpoints_to_keep", "too few for PBT"),
+    ("pbt: {populaton_size: 4}", "pbt.populaton_size", "Extra inputs are not permitted"),  # unknown key
+]
+
+
+@pytest.mark.parametrize(("text", "field", "words"), CASES, ids=[case[1] for case in CASES])
+def test_malformed_file_gets_one_line_naming_the_field(tmp_path: Path, capsys, text: str, field: str,
+                                                        words: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text + "\n")
+    storage = tmp_path / "runs"
+    assert main([str(config), "--storage", str(storage)]) == 2
+    out, err = capsys.readouterr()
+    problem = err.strip().splitlines()[1:]
+    assert out == "" and len(problem) == 1, err
+    assert field in problem[0] and words in problem[0], problem[0]
+    assert not storage.exists(), "nothing is written for an invalid file"
+
+
+def test_resume_without_a_previous_run_is_one_clear_message(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text("run: {name: fresh}\n")
+    assert main([str(config), "--storage", str(tmp_path / "runs"), "--resume"]) == 2
+    assert "no run of 'fresh'" in capsys.readouterr().err

@@ -1,0 +1,148 @@
+"""A tiny population on a real local Ray with real Tune PBT (`configs/pbt_smoke.yaml`), as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mapush_rllib.algorithm import env_state_digest
+from population.explore import get_path
+from population.pbt_config import rllib_path
+
+from .conftest import ENV, REPO, finish, result_rows, start_run, summary_of, trial_dirs
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def population_run(tmp_path_factory) -> tuple[Path, str]:
+    storage = tmp_path_factory.mktemp("runs")
+    log: list[str] = []
+    process = start_run(str(REPO / "configs" / "pbt_smoke.yaml"), "--storage", str(storage))
+    assert finish(process, log) == 0, "".join(log)[-4000:]
+    summary = summary_of(log)
+    return Path(summary["experiment_dir"]), "".join(log)
+
+
+def exploits(experiment_dir: Path) -> list[list]:
+    rows = (experiment_dir / "pbt_global.txt").read_text().splitlines()
+    return [json.loads(row) for row in rows if row.strip()]
+
+
+def member_dirs(experiment_dir: Path) -> dict[int, Path]:
+    """member index -> trial directory (Tune's folder names carry the member's grid value)."""
+    return {int(re.search(r"member=(\d+)", p.name).group(1)): p for p in trial_dirs(experiment_dir)}
+
+
+def test_every_member_trains_and_at_least_one_exploit_happens(population_run) -> None:
+    experiment_dir, _ = population_run
+    members = member_dirs(experiment_dir)
+    assert sorted(members) == [0, 1, 2]
+    for directory in members.values():
+        assert result_rows(directory)[-1]["training_iteration"] == 12
+    assert len(exploits(experiment_dir)) >= 1
+    described = json.loads((experiment_dir / "population.json").read_text())
+    assert described["population_size"] == 3 and "training.lr" in described["mutations"]
+
+
+def assert_live_values_equal_config(row: dict) -> None:
+    """The entropy coefficients and learning rates inside the learner, and the reward scales inside every env,
+    equal the config this iteration ran with."""
+    config, live = row["config"], row["live_settings"]
+    for policy in ("policy_0", "policy_1"):
+        wanted = get_path(config, f"algorithm_config_overrides_per_module.{policy}.entropy_coeff")
+        assert live[policy]["entropy_coeff"] == pytest.approx(wanted, rel=1e-9), policy
+        assert live[policy]["lr"] == pytest.approx(config["lr"], rel=1e-9), policy
+    for agent, terms in config["env_config"]["rewards"]["per_agent_scales"].items():
+        for term, value in terms.items():
+            assert live["reward_scales"][agent][term] == pytest.approx(value, rel=1e-6), (agent, term)
+    assert live["reward_scales_agree"] == 1.0, "every env of every runner holds the same scales"
+
+
+def test_exploited_members_run_their_new_values_read_from_learners_and_envs(population_run) -> None:
+    """Tune's log can list exploit decisions that a later one superseded (rllib.md §4), so the evidence is what
+    each member reports: after an exploit it runs new values, and learner and envs hold exactly those."""
+    experiment_dir, _ = population_run
+    paths = [rllib_path(path) for path in json.loads((experiment_dir / "population.json").read_text())["mutations"]]
+    changed = 0
+    for member, directory in member_dirs(experiment_dir).items():
+        rows = result_rows(directory)
+        for row in rows:
+            assert row["config"]["member"] == member, "a member keeps its identity through exploits"
+            assert_live_values_equal_config(row)
+        first = [get_path(rows[0]["config"], path) for path in paths]
+        changed += any([get_path(row["config"], path) for path in paths] != first for row in rows)
+    assert changed >= 1, "at least one member ran new values after an exploit"
+
+
+def checkpoint_digests(directory: Path) -> set[str]:
+    digests = set()
+    for checkpoint in directory.glob("checkpoint_*"):
+        with open(checkpoint / "algorithm_state.pkl", "rb") as f:
+            digests.add(env_state_digest(pickle.load(f)["mapush_env_state"]))
+    return digests
+
+
+def test_exploited_member_continues_from_the_donors_curriculum_state(population_run) -> None:
+    """Policies and task difficulty travel together: after an exploit a member's curriculum state (levels,
+    windows, RNG counters) is exactly the one in a checkpoint of the member it copied."""
+    experiment_dir, _ = population_run
+    members = member_dirs(experiment_dir)
+    own = {member: checkpoint_digests(directory) for member, directory in members.items()}
+    from_another = 0
+    for member, directory in members.items():
+        others = set().union(*(digests for m, digests in own.items() if m != member))
+        for row in result_rows(directory):
+            digest = row["restored_env_state_digest"]
+            if digest:
+                assert digest in own[member] | others, "a restore loads the state of a checkpoint on disk"
+                from_another += digest in others and digest not in own[member]
+        levels = [row["curriculum"]["level_mean"] for row in result_rows(directory)]
+        assert all(level == level for level in levels[1:]), "curriculum metrics in every result"
+    assert from_another >= 1, "some member continued from another member's curriculum state"
+
+
+def test_mutated_values_stay_inside_their_bounds(population_run) -> None:
+    experiment_dir, _ = population_run
+    bounds = json.loads((experiment_dir / "population.json").read_text())["mutations"]
+    for directory in trial_dirs(experiment_dir):
+        config = result_rows(directory)[-1]["config"]
+        overrides = config["algorithm_config_overrides_per_module"]
+        values = {"training.lr": config["lr"]}
+        for policy in ("policy_0", "policy_1"):
+            values[f"training.per_module.{policy}.entropy_coeff"] = overrides[policy]["entropy_coeff"]
+        for agent, terms in config["env_config"]["rewards"]["per_agent_scales"].items():
+            for term, value in terms.items():
+                values[f"rewards.per_agent_scales.{agent}.{term}"] = value
+        for path, value in values.items():
+            low, high = bounds[path]
+            assert low <= value <= high, (path, value)
+
+
+def test_members_are_ranked_by_score_not_return(population_run) -> None:
+    experiment_dir, log = population_run
+    for directory in trial_dirs(experiment_dir):
+        row = result_rows(directory)[-1]
+        parts = row["pbt"]
+        assert set(parts) >= {"score", "full_task_success", "curriculum_progress", "task_progress", "freeloading_index"}
+        achieved = parts["full_task_success"] + 0.5 * parts["curriculum_progress"] + 0.1 * parts["task_progress"]
+        assert parts["score"] == pytest.approx(achieved * (1 - 0.25 * parts["freeloading_index"]))
+    assert "score" in log and "entropy_coeff" in log, "the member table shows scores and mutated values"
+
+
+def test_report_draws_the_lineage_and_the_best_members_rollout(population_run, tmp_path) -> None:
+    experiment_dir, _ = population_run
+    done = subprocess.run([sys.executable, "-m", "population.report", str(experiment_dir), "--out", str(tmp_path),
+                           "--gif-envs", "2"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["exploits"]) == len(exploits(experiment_dir))
+    assert {m["member"] for m in summary["members"]} == {0, 1, 2}
+    assert (tmp_path / "lineage.png").stat().st_size > 20_000
+    assert (tmp_path / "best.gif").stat().st_size > 10_000
