@@ -23,6 +23,7 @@ import csv
 import json
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -43,6 +44,16 @@ def command(config: str, name: str, settings: list[str], args: argparse.Namespac
     sets = [*settings, f"run.name={name}", f"run.stop={{env_steps: {args.env_steps}, time_s: {args.time_s}}}"]
     return [sys.executable, "-m", "population.run", config, "--storage", args.storage,
             *[arg for setting in sets for arg in ("--set", setting)]]
+
+
+def newest_trial(storage: Path, name: str) -> Path:
+    """The newest trial directory of run `name`: in `<storage>/<name>_<date>/` (or `<storage>/<name>/`)."""
+    stamped = re.compile(re.escape(name) + r"(_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(_\d+)?)?")
+    runs = [path for path in storage.iterdir() if stamped.fullmatch(path.name)]
+    trials = [trial for run in runs for trial in run.glob("MAPushPPO_*")]
+    if not trials:
+        raise SystemExit(f"error: no trial of run {name!r} under {storage}")
+    return max(trials, key=lambda path: path.stat().st_mtime)
 
 
 def rows_of(trial_dir: Path, arm: str) -> list[dict]:
@@ -142,10 +153,7 @@ def main() -> None:
         for cmd in commands.values():
             print("running:", shlex.join(cmd[1:]), flush=True)
             subprocess.run(cmd, cwd=REPO, env=env, check=True)
-    curves = {}
-    for name in arms:
-        trials = sorted((REPO / args.storage / name).glob("MAPushPPO_*"), key=lambda p: p.stat().st_mtime)
-        curves[name] = rows_of(trials[-1], name)
+    curves = {name: rows_of(newest_trial(REPO / args.storage, name), name) for name in arms}
     out = REPO / args.out
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
