@@ -23,6 +23,7 @@ import argparse
 import datetime
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -104,6 +105,22 @@ def new_experiment_dir(storage: Path, name: str) -> Path:
 # ---------------------------------------------------------------------------------------------------- Ray
 
 
+def free_dashboard_port(preferred: int, tries: int = 20) -> int:
+    """`preferred`, or the next port above it that nothing listens on: a second run on the same machine
+    (each starts its own local Ray) would otherwise die in `ray.init` because the first holds 8265."""
+    for port in range(preferred, min(preferred + tries, 65536)):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if port != preferred:
+                print(f"Port {preferred} is taken (another Ray dashboard?); this run's dashboard uses {port}")
+            return port
+    raise SystemExit(f"error: run.dashboard_port: ports {preferred}-{preferred + tries - 1} are all taken; "
+                     "set run.dashboard_port to a free port or run.dashboard=false")
+
+
 def start_ray(experiment: ExperimentConfig, address: str | None) -> None:
     """Connect to `address` (or $RAY_ADDRESS), else start a local Ray, with the dashboard if configured."""
     import ray
@@ -118,7 +135,7 @@ def start_ray(experiment: ExperimentConfig, address: str | None) -> None:
         num_cpus=run.resources.ray_num_cpus,
         include_dashboard=run.dashboard,
         dashboard_host="127.0.0.1",
-        dashboard_port=run.dashboard_port,
+        dashboard_port=free_dashboard_port(run.dashboard_port) if run.dashboard else run.dashboard_port,
         log_to_driver=True,
     )
     if run.dashboard:

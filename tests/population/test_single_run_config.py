@@ -90,3 +90,20 @@ def test_gpu_config_puts_simulator_runner_and_learner_on_one_gpu() -> None:
     assert config.env_config["sim"]["backend"] == "mujoco_warp" and config.env_config["sim"]["device"] == "cuda"
     assert config.num_env_runners == 0 and config.num_gpus_per_learner == 1
     assert config.learner_class is MAPushPPOLearner
+
+
+def test_dashboard_moves_to_a_free_port_when_the_configured_one_is_taken(capsys):
+    """A second run on the same machine must not die in ray.init because the first run's dashboard holds the port."""
+    import socket
+
+    from population.run import free_dashboard_port
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first_run:
+        first_run.bind(("127.0.0.1", 0))
+        first_run.listen()
+        taken = first_run.getsockname()[1]
+        port = free_dashboard_port(taken)
+        assert port != taken and taken < port < taken + 20
+        assert f"Port {taken} is taken" in capsys.readouterr().out
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", port))  # the port it chose is really free
