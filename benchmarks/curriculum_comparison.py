@@ -2,7 +2,8 @@
 
     python benchmarks/curriculum_comparison.py --env-steps 10000000 --time-s 1140 \\
         --storage runs/curriculum_comparison --out benchmarks/curriculum_comparison \\
-        [--arm 'curriculum_4_levels_stay:curriculum.num_levels=4;curriculum.top_level=stay']
+        [--arm 'curriculum_4_levels_stay:curriculum.num_levels=4;curriculum.top_level=stay'] \\
+        [--arm 'no_curriculum_seed1:curriculum.enabled=false;run.seed=1']
 
 Runs `python -m population.run CONFIG --set ...` once per arm, one after the other, everything else equal
 (seed included), each until `--env-steps` env steps or `--time-s` seconds of training, whichever comes first.
@@ -36,12 +37,16 @@ COLUMNS = ("arm", "iteration", "env_steps", "time_s", "full_task_success_rate", 
 
 
 def parse_arm(text: str) -> tuple[str, list[str]]:
+    """'NAME:KEY=VALUE;...' -> (NAME, settings); the curriculum is on unless the arm sets curriculum.enabled."""
     name, _, settings = text.partition(":")
-    return name, ["curriculum.enabled=true", *filter(None, settings.split(";"))]
+    settings = list(filter(None, settings.split(";")))
+    enabled = [] if any(s.startswith("curriculum.enabled=") for s in settings) else ["curriculum.enabled=true"]
+    return name, [*enabled, *settings]
 
 
 def command(config: str, name: str, settings: list[str], args: argparse.Namespace) -> list[str]:
-    sets = [*settings, f"run.name={name}", f"run.stop={{env_steps: {args.env_steps}, time_s: {args.time_s}}}"]
+    """The arm's run; its own settings come last, so an arm may override run.stop (or anything else)."""
+    sets = [f"run.name={name}", f"run.stop={{env_steps: {args.env_steps}, time_s: {args.time_s}}}", *settings]
     return [sys.executable, "-m", "population.run", config, "--storage", args.storage,
             *[arg for setting in sets for arg in ("--set", setting)]]
 
