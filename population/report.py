@@ -1,6 +1,10 @@
 """Pictures of a population run: who copied whom, what was mutated, and how each member did.
 
     python -m population.report runs/pbt/            # writes runs/pbt/report/{lineage.png,summary.json,best.gif}
+    python -m population.report runs/pbt/ --baseline runs/single/   # and a one-member run on the same axes
+
+`--baseline` adds a run of one member (no PBT, same per-member budget) to the success and freeloading plots and
+to the table of best member, worst member and baseline at common env-step marks (printed, and in summary.json).
 
 Reads only what Tune wrote to disk: every trial's `result.json` (one row per iteration, with the config the
 member was running) and the scheduler's `pbt_global.txt` (one row per exploit:
@@ -51,6 +55,18 @@ class Member:
                 return [p[0] for p in points], [float(p[1]) for p in points]
         return [], []
 
+    def at_env_steps(self, keys: tuple[str, ...], steps: float) -> float | None:
+        """The value of the last result at or before `steps` env steps (None before the first or past the end)."""
+        points = [(lookup_first(row, STEPS_KEYS), lookup_first(row, keys)) for row in self.rows]
+        before = [value for at, value in points if at is not None and at <= steps and value is not None]
+        end = max((at for at, _ in points if at is not None), default=None)
+        return float(before[-1]) if before and end is not None and steps <= end else None
+
+    def env_steps_series(self, keys: tuple[str, ...]) -> tuple[list[float], list[float]]:
+        points = [(lookup_first(row, STEPS_KEYS), lookup_first(row, keys)) for row in self.rows]
+        points = [(at, float(value)) for at, value in points if at is not None and value is not None]
+        return [p[0] for p in points], [p[1] for p in points]
+
     def last(self, keys: tuple[str, ...]) -> float | None:
         _, values = self.series(keys)
         return values[-1] if values else None
@@ -73,6 +89,10 @@ def lookup(row: dict, dotted: str):
             return None
         node = node[key]
     return node
+
+
+def lookup_first(row: dict, keys: tuple[str, ...]):
+    return next((value for key in keys if (value := lookup(row, key)) is not None), None)
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, float]:
@@ -136,7 +156,8 @@ def short_name(path: str) -> str:
     return f"{parts[-1]} ({owner})" if owner else parts[-1]
 
 
-def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Path) -> Path:
+def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Path,
+         baseline: Member | None = None) -> Path:
     paths = mutated_paths(run_dir, members, exploits)
     colours = {m.tag: plt.cm.tab10(i % 10) for i, m in enumerate(members)}
     by_tag = {m.tag: m for m in members}
@@ -167,8 +188,11 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
     for k, (keys, title) in enumerate(curves):
         ax = fig.add_subplot(grid[1 + k // 2, (k % 2) * 2:(k % 2) * 2 + 2])
         for m in members:
-            ax.plot(*m.series(keys), color=colours[m.tag], label=f"member {m.index}")
+            ax.plot(*m.env_steps_series(keys), color=colours[m.tag], label=f"member {m.index}")
+        if baseline is not None and keys in (SUCCESS_KEYS, FREELOADING_KEYS):
+            ax.plot(*baseline.env_steps_series(keys), "k--", label="baseline (one member, no PBT)")
         ax.set_title(title, fontsize=9)
+        ax.set_xlabel("env steps per member", fontsize=8)
         ax.grid(alpha=0.3)
         if k == 0:
             ax.legend(fontsize=7, ncol=4)
@@ -183,7 +207,7 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
         ax.set_title(short_name(path), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    fig.supxlabel("training iteration")
+    lineage.set_xlabel("training iteration", fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
@@ -197,6 +221,43 @@ def best_member(members: list[Member]) -> Member:
         return value if value is not None else (m.last(SUCCESS_KEYS) or 0.0)
 
     return max(members, key=key)
+
+
+def worst_member(members: list[Member]) -> Member:
+    def key(m: Member) -> float:
+        value = m.last(SCORE_KEYS)
+        return value if value is not None else (m.last(SUCCESS_KEYS) or 0.0)
+
+    return min(members, key=key)
+
+
+def curves_table(members: list[Member], baseline: Member | None, marks: int = 8) -> dict:
+    """Full-task success and freeloading index of the best and worst member (by final score) and of the
+    baseline, at `marks` evenly spaced env-step marks up to the longest run."""
+    runs = {"best": best_member(members), "worst": worst_member(members)}
+    if baseline is not None:
+        runs["baseline"] = baseline
+    longest = max(max(m.env_steps_series(SUCCESS_KEYS)[0], default=0) for m in runs.values())
+    steps = [round(longest * (i + 1) / marks) for i in range(marks)]
+    table = {"env_steps": steps, "members": {name: None if name == "baseline" else m.index
+                                             for name, m in runs.items()}}
+    for name, m in runs.items():
+        table[name] = {"success": [m.at_env_steps(SUCCESS_KEYS, at) for at in steps],
+                       "freeloading_index": [m.at_env_steps(FREELOADING_KEYS, at) for at in steps]}
+    return table
+
+
+def markdown(table: dict) -> str:
+    runs = [name for name in ("best", "worst", "baseline") if name in table]
+    names = [f"{name} (member {table['members'][name]})" if table["members"][name] is not None else name
+             for name in runs]
+    lines = ["| env steps | " + " | ".join(f"{n}: success | {n}: freeloading" for n in names) + " |",
+             "|---:|" + "---:|---:|" * len(runs)]
+    for i, at in enumerate(table["env_steps"]):
+        cells = [f"{v:.3f}" if (v := table[name][key][i]) is not None else "n/a"
+                 for name in runs for key in ("success", "freeloading_index")]
+        lines.append(f"| {at:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def summary(members: list[Member], exploits: list[Exploit]) -> dict:
@@ -215,6 +276,7 @@ def summary(members: list[Member], exploits: list[Exploit]) -> dict:
         ],
         "exploits": [e.__dict__ for e in exploits],
         "best_member": best_member(members).index if members else None,
+        "worst_member": worst_member(members).index if members else None,
     }
 
 
@@ -229,16 +291,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output directory (default RUN_DIR/report)")
     parser.add_argument("--no-gif", action="store_true", help="skip the best member's rollout GIF")
     parser.add_argument("--gif-envs", type=int, default=4)
+    parser.add_argument("--baseline", type=Path, metavar="RUN_DIR",
+                        help="a run of one member (no PBT) to draw and tabulate next to the population")
     args = parser.parse_args(argv)
     members = load_members(args.run_dir)
     if not members:
         print(f"error: {args.run_dir} holds no trial results (expected */result.json)", file=sys.stderr)
         return 2
+    baseline = None
+    if args.baseline is not None:
+        baselines = load_members(args.baseline)
+        if len(baselines) != 1:
+            print(f"error: --baseline {args.baseline}: expected the run directory of one member (one "
+                  f"*/result.json), found {len(baselines)}", file=sys.stderr)
+            return 2
+        baseline = baselines[0]
     exploits = load_exploits(args.run_dir)
     out = args.out or args.run_dir / "report"
-    png = plot(args.run_dir, members, exploits, out / "lineage.png")
+    png = plot(args.run_dir, members, exploits, out / "lineage.png", baseline)
     report = summary(members, exploits)
     report["lineage_png"] = str(png)
+    report["curves"] = curves_table(members, baseline)
+    print(markdown(report["curves"]))
     best = best_member(members)
     checkpoint = newest_checkpoint(best.directory)
     if not args.no_gif and checkpoint is not None:

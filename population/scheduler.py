@@ -7,7 +7,8 @@ quantile). Two things differ here:
 - **Who is replaced** (`_quantiles`): only the bottom members that are *clearly* worse than the leader
   (`population.exploit.replacement_split`, DexPBT's double threshold), so evaluation noise causes no churn.
   This is the one Tune method overridden; everything else (checkpoint hand-over, pausing, logs
-  `pbt_global.txt` / `pbt_policy_<trial>.txt`) is Tune's.
+  `pbt_global.txt` / `pbt_policy_<trial>.txt`) is Tune's, except that the logs of a resumed run are first
+  brought back from the run folder (`population.tune_logs`).
 - **How they are mutated** (`MemberExplorer`, Tune's public `custom_explore_fn` hook with no built-in
   mutations): `population.explore.explore` in log space with clamping, on the donor's config; the receiver
   keeps its own identity (`IDENTITY_PATHS`: member index and seeds, restored in `_get_new_config`).
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 
 from ray.tune.schedulers import PopulationBasedTraining
 
 from population.exploit import replacement_split
 from population.explore import Mutation, explore, get_path, set_path
+from population.tune_logs import restore_pbt_history
 
 logger = logging.getLogger(__name__)
 SCORE_METRIC = "pbt/score"
@@ -58,6 +61,7 @@ class ConservativePBT(PopulationBasedTraining):
         super().__init__(**kwargs)
         self.threshold_std = threshold_std
         self.threshold_abs = threshold_abs
+        self._history_restored_by: int | None = None  # the driver process (the scheduler may be unpickled)
 
     def _get_new_config(self, trial, trial_to_clone):  # noqa: ANN001, ANN202 -- Tune's signature
         new_config, operations = super()._get_new_config(trial, trial_to_clone)
@@ -67,6 +71,12 @@ class ConservativePBT(PopulationBasedTraining):
             except KeyError:
                 continue
         return new_config, operations
+
+    def _log_config_on_step(self, trial_state, new_state, trial, trial_to_clone, new_config):  # noqa: ANN001, ANN202
+        if self._history_restored_by != os.getpid():  # first exploit of this driver: keep a resumed run's history
+            restore_pbt_history(trial)
+            self._history_restored_by = os.getpid()
+        super()._log_config_on_step(trial_state, new_state, trial, trial_to_clone, new_config)
 
     def _quantiles(self):  # noqa: ANN202 -- Tune's signature: (lower, upper) lists of trials
         scores = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import pickle
 import re
@@ -45,7 +46,13 @@ def test_every_member_trains_and_at_least_one_exploit_happens(population_run) ->
     members = member_dirs(experiment_dir)
     assert sorted(members) == [0, 1, 2]
     for directory in members.values():
-        assert result_rows(directory)[-1]["training_iteration"] == 12
+        iterations = [row["training_iteration"] for row in result_rows(directory)]
+        assert iterations[-1] == 12
+        # result.json keeps every result across the restarts exploits cause, as progress.csv does (Tune's own
+        # JSON logger re-reads it from the run folder at each restart and can drop rows).
+        with open(directory / "progress.csv", newline="") as f:
+            assert iterations == [int(row["training_iteration"]) for row in csv.DictReader(f)]
+        assert iterations[0] == 1
     assert len(exploits(experiment_dir)) >= 1
     described = json.loads((experiment_dir / "population.json").read_text())
     assert described["population_size"] == 3 and "training.lr" in described["mutations"]
@@ -138,11 +145,30 @@ def test_members_are_ranked_by_score_not_return(population_run) -> None:
 
 def test_report_draws_the_lineage_and_the_best_members_rollout(population_run, tmp_path) -> None:
     experiment_dir, _ = population_run
-    done = subprocess.run([sys.executable, "-m", "population.report", str(experiment_dir), "--out", str(tmp_path),
-                           "--gif-envs", "2"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    # A one-member run to compare with: here member 1's results, as a run folder of their own.
+    baseline_trial = tmp_path / "baseline" / "MAPushPPO_MAPushMultiAgentEnv_00000_0_2026-01-01_00-00-00"
+    baseline_trial.mkdir(parents=True)
+    baseline_rows = result_rows(member_dirs(experiment_dir)[1])
+    (baseline_trial / "result.json").write_text("".join(json.dumps(row) + "\n" for row in baseline_rows))
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "population.report", str(experiment_dir), "--out", str(out),
+                           "--gif-envs", "2", "--baseline", str(tmp_path / "baseline")],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    curves = summary["curves"]
+    assert curves["members"]["best"] == summary["best_member"] and curves["members"]["worst"] is not None
+    steps = [row["env_runners"]["num_env_steps_sampled_lifetime"] for row in baseline_rows]
+    for i, mark in enumerate(curves["env_steps"]):  # the baseline's last result at or before each mark
+        row = next((r for r, at in zip(reversed(baseline_rows), reversed(steps)) if at <= mark), None)
+        if row is None or mark > steps[-1]:
+            assert curves["baseline"]["success"][i] is None
+            continue
+        for key, value in (("success", row["curriculum"]["full_task_success_rate"]),
+                           ("freeloading_index", row["env_runners"]["mapush"]["freeloading_index"])):
+            assert curves["baseline"][key][i] == pytest.approx(value, nan_ok=True), (key, mark)
+    assert "| env steps | best (member" in done.stdout, "the table is printed"
     assert len(summary["exploits"]) == len(exploits(experiment_dir))
     assert {m["member"] for m in summary["members"]} == {0, 1, 2}
-    assert (tmp_path / "lineage.png").stat().st_size > 20_000
-    assert (tmp_path / "best.gif").stat().st_size > 10_000
+    assert (out / "lineage.png").stat().st_size > 20_000
+    assert (out / "best.gif").stat().st_size > 10_000

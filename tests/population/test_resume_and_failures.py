@@ -66,6 +66,8 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
         kill_group(process)  # SIGKILL: no shutdown hooks, no final checkpoint
 
     (experiment_dir,) = storage.glob("pbt_smoke_*")
+    history = experiment_dir / "pbt_global.txt"
+    exploits_before = history.read_text().splitlines() if history.exists() else []
     before = {}
     for directory in trial_dirs(experiment_dir):
         rows = result_rows(directory)
@@ -79,6 +81,8 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert f"Resuming {experiment_dir}" in text
     assert Path(summary_of(log)["experiment_dir"]) == experiment_dir, "the same experiment, not a new one"
 
+    exploits_after = history.read_text().splitlines() if history.exists() else []
+    assert exploits_after[:len(exploits_before)] == exploits_before, "PBT's exploit history survives --resume"
     for directory in trial_dirs(experiment_dir):
         old = before[directory.name]
         rows = result_rows(directory)

@@ -1,0 +1,48 @@
+"""Tune's run logs kept whole through the restarts that PBT and `--resume` cause.
+
+Tune (Ray 2.60) writes a run's logs into a staging folder of the driver's Ray session and uploads them to the run
+folder now and then. Two of its logs go back to the run folder's copy at the wrong moment and lose rows:
+
+- `JsonLoggerCallback` copies `result.json` back from the run folder every time a trial (re)starts. PBT restarts
+  trials all the time (pauses, exploits); the copy it reads may be older than the staging file, or half written by
+  the uploader, and replaces it: a member of a 4-member run lost its first 120 rows that way.
+  `ResultJsonLogger` reads the run folder's copy only when a trial first starts in this driver: on `--resume`,
+  whose staging folder starts empty (what Tune's CSV logger does).
+- PBT appends its exploit history (`pbt_global.txt`, `pbt_policy_<trial>.txt`) to the staging folder; after
+  `--resume` that starts empty, and its upload replaced the history of the run before the resume.
+  `restore_pbt_history` copies the run folder's history into the staging folder before the first append.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.fs
+from ray.tune.logger import JsonLoggerCallback
+
+PBT_HISTORY_PREFIX = "pbt_"
+
+
+class ResultJsonLogger(JsonLoggerCallback):
+    """Tune's `result.json` logger, restoring a trial's file from the run folder once per driver, not per restart."""
+
+    def log_trial_start(self, trial) -> None:  # noqa: ANN001 -- Tune's signature
+        if trial in self._trial_files:  # a restart in this driver: the staging file is the complete one
+            self.update_config(trial, trial.config)  # params.json: the config after an exploit
+            return
+        super().log_trial_start(trial)
+
+
+def restore_pbt_history(trial) -> None:  # noqa: ANN001 -- a Tune Trial
+    """Copy `pbt_*.txt` of the run folder into the driver's staging folder where the staging one is missing."""
+    storage = trial.storage
+    local = Path(trial.local_experiment_path)
+    local.mkdir(parents=True, exist_ok=True)
+    listing = storage.storage_filesystem.get_file_info(
+        pyarrow.fs.FileSelector(storage.experiment_fs_path, allow_not_found=True))
+    for info in listing:
+        if info.type != pyarrow.fs.FileType.File or not info.base_name.startswith(PBT_HISTORY_PREFIX):
+            continue
+        target = local / info.base_name
+        if not target.exists():
+            pyarrow.fs.copy_files(info.path, str(target), source_filesystem=storage.storage_filesystem)
