@@ -59,7 +59,9 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
                 return False
             runs = list(storage.glob("pbt_smoke_*"))
             members = list(trial_dirs(runs[0])) if runs else []
-            return len(members) == 3 and all(len(list(m.glob("checkpoint_*"))) >= 2 for m in members)
+            history = runs[0] / "pbt_global.txt" if runs else None  # an exploit has reached the run folder
+            return (len(members) == 3 and all(len(list(m.glob("checkpoint_*"))) >= 2 for m in members)
+                    and history.exists() and history.read_text().strip() != "")
 
         assert read_until(process, every_member_has_two_checkpoints, log), "".join(log)[-3000:]
     finally:
@@ -67,7 +69,8 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
 
     (experiment_dir,) = storage.glob("pbt_smoke_*")
     history = experiment_dir / "pbt_global.txt"
-    exploits_before = history.read_text().splitlines() if history.exists() else []
+    exploits_before = history.read_text().splitlines()
+    assert exploits_before, "the run was killed after its first exploit"
     before = {}
     for directory in trial_dirs(experiment_dir):
         rows = result_rows(directory)
