@@ -215,20 +215,20 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
     return out
 
 
-def best_member(members: list[Member]) -> Member:
-    def key(m: Member) -> float:
-        value = m.last(SCORE_KEYS)
-        return value if value is not None else (m.last(SUCCESS_KEYS) or 0.0)
+def final_score(m: Member) -> float:
+    """The member's last score (its success where no score was logged): what ranks best and worst."""
+    value = m.last(SCORE_KEYS)
+    return value if value is not None else (m.last(SUCCESS_KEYS) or 0.0)
 
-    return max(members, key=key)
+
+def best_member(members: list[Member]) -> Member:
+    return max(members, key=final_score)
 
 
 def worst_member(members: list[Member]) -> Member:
-    def key(m: Member) -> float:
-        value = m.last(SCORE_KEYS)
-        return value if value is not None else (m.last(SUCCESS_KEYS) or 0.0)
+    return min(members, key=final_score)
 
-    return min(members, key=key)
+
 
 
 def curves_table(members: list[Member], baseline: Member | None, marks: int = 8) -> dict:
