@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -218,7 +219,8 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
 def final_score(m: Member) -> float:
     """The member's last score (its success where no score was logged): what ranks best and worst."""
     value = m.last(SCORE_KEYS)
-    return value if value is not None else (m.last(SUCCESS_KEYS) or 0.0)
+    value = value if value is not None else (m.last(SUCCESS_KEYS) or 0.0)
+    return value if value == value else -math.inf  # NaN (nothing measured yet) ranks last
 
 
 def best_member(members: list[Member]) -> Member:
