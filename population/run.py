@@ -179,7 +179,7 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
     from ray import tune
 
     from population.members import SCORE_METRIC, make_scheduler, param_space
-    from population.tune_logs import ResultJsonLogger
+    from population.tune_logs import ProgressCsvLogger, ResultJsonLogger
 
     run = experiment.run
     if plan is None:
@@ -202,7 +202,7 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
             ),
             failure_config=tune.FailureConfig(max_failures=run.max_failures),
             progress_reporter=progress_reporter(experiment, plan),
-            callbacks=[ResultJsonLogger()],  # instead of Tune's, which loses rows when PBT restarts trials
+            callbacks=[ResultJsonLogger(), ProgressCsvLogger()],  # Tune's loggers, without their losses
             verbose=1,
         ),
     )

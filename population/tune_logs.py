@@ -1,13 +1,16 @@
 """Tune's run logs kept whole through the restarts that PBT and `--resume` cause.
 
 Tune (Ray 2.60) writes a run's logs into a staging folder of the driver's Ray session and uploads them to the run
-folder now and then. Two of its logs go back to the run folder's copy at the wrong moment and lose rows:
+folder now and then. Three of its logs lose or garble rows on the way:
 
 - `JsonLoggerCallback` copies `result.json` back from the run folder every time a trial (re)starts. PBT restarts
   trials all the time (pauses, exploits); the copy it reads may be older than the staging file, or half written by
   the uploader, and replaces it: a member of a 4-member run lost its first 120 rows that way.
   `ResultJsonLogger` reads the run folder's copy only when a trial first starts in this driver: on `--resume`,
   whose staging folder starts empty (what Tune's CSV logger does).
+- `CSVLoggerCallback` continues `progress.csv` after `--resume` without a header, in the key order of the first
+  new result; when that order differs from the file's header, every later row lands in the wrong columns.
+  `ProgressCsvLogger` continues a file under the file's own header.
 - PBT appends its exploit history (`pbt_global.txt`, `pbt_policy_<trial>.txt`) to the staging folder; after
   `--resume` that starts empty, and its upload replaced the history of the run before the resume.
   `restore_pbt_history` copies the run folder's history into the staging folder before the first append.
@@ -15,10 +18,12 @@ folder now and then. Two of its logs go back to the run folder's copy at the wro
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pyarrow.fs
-from ray.tune.logger import JsonLoggerCallback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.result import EXPR_PROGRESS_FILE
 
 PBT_HISTORY_PREFIX = "pbt_"
 
@@ -31,6 +36,19 @@ class ResultJsonLogger(JsonLoggerCallback):
             self.update_config(trial, trial.config)  # params.json: the config after an exploit
             return
         super().log_trial_start(trial)
+
+
+class ProgressCsvLogger(CSVLoggerCallback):
+    """Tune's `progress.csv` logger, continuing an existing file in the columns of its header."""
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:  # noqa: ANN001 -- Tune's signature
+        if trial not in self._trial_files:
+            self._setup_trial(trial)
+        if self._trial_csv[trial] is None and self._trial_continue[trial]:
+            with open(Path(trial.local_path, EXPR_PROGRESS_FILE), newline="") as existing:
+                header = next(csv.reader(existing))
+            self._trial_csv[trial] = csv.DictWriter(self._trial_files[trial], header)
+        super().log_trial_result(iteration, trial, result)
 
 
 def restore_pbt_history(trial) -> None:  # noqa: ANN001 -- a Tune Trial

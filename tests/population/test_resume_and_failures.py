@@ -6,6 +6,7 @@ on timers); afterwards the whole group is killed, Ray helpers included.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import pickle
@@ -90,6 +91,10 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
         old = before[directory.name]
         rows = result_rows(directory)
         assert rows[-1]["training_iteration"] == 10, "the experiment finished"
+        with open(directory / "progress.csv", newline="") as f:  # continued in the columns of its header
+            progress = list(csv.DictReader(f))
+        assert [int(row["training_iteration"]) for row in progress] == [row["training_iteration"] for row in rows]
+        assert [row["trial_id"] for row in progress] == [row["trial_id"] for row in rows]
         first_after = rows[old["rows"]]
         assert first_after["training_iteration"] > 2, "continued from a checkpoint, not from scratch"
         assert sum(row["training_iteration"] == 1 for row in rows) == 1, "never restarted from iteration 1"
