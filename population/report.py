@@ -56,17 +56,17 @@ class Member:
                 return [p[0] for p in points], [float(p[1]) for p in points]
         return [], []
 
-    def at_env_steps(self, keys: tuple[str, ...], steps: float) -> float | None:
-        """The value of the last result at or before `steps` env steps (None before the first or past the end)."""
-        points = [(lookup_first(row, STEPS_KEYS), lookup_first(row, keys)) for row in self.rows]
-        before = [value for at, value in points if at is not None and at <= steps and value is not None]
-        end = max((at for at, _ in points if at is not None), default=None)
-        return float(before[-1]) if before and end is not None and steps <= end else None
-
     def env_steps_series(self, keys: tuple[str, ...]) -> tuple[list[float], list[float]]:
+        """(env steps, values) of the first of `keys` each result has."""
         points = [(lookup_first(row, STEPS_KEYS), lookup_first(row, keys)) for row in self.rows]
         points = [(at, float(value)) for at, value in points if at is not None and value is not None]
         return [p[0] for p in points], [p[1] for p in points]
+
+    def at_env_steps(self, keys: tuple[str, ...], steps: float) -> float | None:
+        """The value of the last result at or before `steps` env steps (None before the first or past the end)."""
+        at, values = self.env_steps_series(keys)
+        before = [value for x, value in zip(at, values) if x <= steps]
+        return before[-1] if before and steps <= max(at) else None
 
     def last(self, keys: tuple[str, ...]) -> float | None:
         _, values = self.series(keys)
@@ -229,8 +229,6 @@ def best_member(members: list[Member]) -> Member:
 
 def worst_member(members: list[Member]) -> Member:
     return min(members, key=final_score)
-
-
 
 
 def curves_table(members: list[Member], baseline: Member | None, marks: int = 8) -> dict:
