@@ -130,6 +130,8 @@ def load_exploits(run_dir: Path) -> list[Exploit]:
         receiver, donor, receiver_iter, donor_iter, old, new = json.loads(line)
         before, after = flatten(old), flatten(new)
         changes = {k: (before[k], after[k]) for k in after if k in before and before[k] != after[k]}
+        # After a resume, an exploited trial's tag ends in Tune's "@perturbed[...]": the member is what precedes it.
+        receiver, donor = receiver.split("@", 1)[0], donor.split("@", 1)[0]
         exploits.append(Exploit(receiver, donor, int(receiver_iter), int(donor_iter), changes))
     return exploits
 
