@@ -3,13 +3,14 @@
 Tune (Ray 2.60) writes a run's logs into a staging folder of the driver's Ray session and uploads them to the run
 folder now and then. Three of its logs lose or garble rows on the way:
 
-- `JsonLoggerCallback` copies `result.json` back from the run folder every time a trial (re)starts. PBT restarts
-  trials all the time (pauses, exploits); the copy it reads may be older than the staging file, or half written by
-  the uploader, and replaces it: a member of a 4-member run lost its first 120 rows that way.
+- `JsonLoggerCallback` copies `result.json` back from the run folder every time a trial (re)starts: PBT restarts
+  trials all the time (pauses, exploits), and failed trials restart. The copy it reads may be older than the
+  staging file, or half written by the uploader, and replaces it: a member of a 4-member run lost its first 120
+  rows that way.
   `ResultJsonLogger` reads the run folder's copy only when a trial first starts in this driver: on `--resume`,
   whose staging folder starts empty (what Tune's CSV logger does).
-- `CSVLoggerCallback` continues `progress.csv` after `--resume` without a header, in the key order of the first
-  new result; when that order differs from the file's header, every later row lands in the wrong columns.
+- `CSVLoggerCallback` continues `progress.csv` after `--resume` without a header, in the keys of the first
+  new result; when those differ from the file's header, every later row lands in the wrong columns.
   `ProgressCsvLogger` continues a file under the file's own header.
 - PBT appends its exploit history (`pbt_global.txt`, `pbt_policy_<trial>.txt`) to the staging folder; after
   `--resume` that starts empty, and its upload replaced the history of the run before the resume.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pyarrow.fs
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-from ray.tune.result import EXPR_PROGRESS_FILE
+from ray.tune.result import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 
 PBT_HISTORY_PREFIX = "pbt_"
 
@@ -31,11 +32,18 @@ PBT_HISTORY_PREFIX = "pbt_"
 class ResultJsonLogger(JsonLoggerCallback):
     """Tune's `result.json` logger, restoring a trial's file from the run folder once per driver, not per restart."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._started_here: set[str] = set()  # trial ids started by this driver process
+
     def log_trial_start(self, trial) -> None:  # noqa: ANN001 -- Tune's signature
-        if trial in self._trial_files:  # a restart in this driver: the staging file is the complete one
-            self.update_config(trial, trial.config)  # params.json: the config after an exploit
+        if trial.trial_id not in self._started_here:  # first start in this driver (a new run, or --resume)
+            self._started_here.add(trial.trial_id)
+            super().log_trial_start(trial)
             return
-        super().log_trial_start(trial)
+        self.update_config(trial, trial.config)  # params.json: the config after an exploit
+        if trial not in self._trial_files:  # restarted after a failure ended it: the staging file is complete
+            self._trial_files[trial] = Path(trial.local_path, EXPR_RESULT_FILE).open("at")
 
 
 class ProgressCsvLogger(CSVLoggerCallback):

@@ -65,8 +65,8 @@ def test_progress_csv_continued_by_a_new_driver_keeps_its_columns(tmp_path, logg
 
 @pytest.mark.parametrize(("logger_class", "keeps_rows"), [(JsonLoggerCallback, False), (ResultJsonLogger, True)])
 def test_result_json_keeps_its_rows_when_a_trial_restarts(tmp_path, logger_class, keeps_rows) -> None:
-    """PBT pauses and exploits restart trials; the run folder's copy of result.json is older than the staging
-    file then (uploads come now and then) and must not replace it."""
+    """PBT pauses, exploits and failures restart trials; the run folder's copy of result.json is older than the
+    staging file then (uploads come now and then) and must not replace it."""
     trial = make_trial(tmp_path)
     give_checkpoint(trial, tmp_path)
     Path(trial.storage.trial_fs_path, "result.json").write_text(json.dumps({"training_iteration": 1}) + "\n")
@@ -76,7 +76,10 @@ def test_result_json_keeps_its_rows_when_a_trial_restarts(tmp_path, logger_class
         logger.log_trial_result(iteration, trial, {"training_iteration": iteration})
     logger.log_trial_start(trial)  # a restart (PBT pause or exploit) in the same driver
     logger.log_trial_result(4, trial, {"training_iteration": 4})
+    logger.log_trial_end(trial, failed=True)  # the trial raised ...
+    logger.log_trial_start(trial)  # ... and Tune restarts it (FailureConfig)
+    logger.log_trial_result(5, trial, {"training_iteration": 5})
     logger.log_trial_end(trial)
     lines = Path(trial.local_path, "result.json").read_text().splitlines()
     iterations = [json.loads(line)["training_iteration"] for line in lines]
-    assert (iterations == [1, 2, 3, 4]) == keeps_rows, iterations
+    assert (iterations == [1, 2, 3, 4, 5]) == keeps_rows, iterations
