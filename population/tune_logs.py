@@ -20,6 +20,7 @@ folder now and then. Three of its logs lose or garble rows on the way:
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pyarrow.fs
@@ -34,11 +35,12 @@ class ResultJsonLogger(JsonLoggerCallback):
 
     def __init__(self) -> None:
         super().__init__()
-        self._started_here: set[str] = set()  # trial ids started by this driver process
+        # (driver pid, trial id) of the trials started by a driver: keyed by pid, as callbacks may be unpickled
+        self._started: set[tuple[int, str]] = set()
 
     def log_trial_start(self, trial) -> None:  # noqa: ANN001 -- Tune's signature
-        if trial.trial_id not in self._started_here:  # first start in this driver (a new run, or --resume)
-            self._started_here.add(trial.trial_id)
+        if (os.getpid(), trial.trial_id) not in self._started:  # first start in this driver (new run or --resume)
+            self._started.add((os.getpid(), trial.trial_id))
             super().log_trial_start(trial)
             return
         self.update_config(trial, trial.config)  # params.json: the config after an exploit
