@@ -31,6 +31,7 @@ SUCCESS_KEYS = ("curriculum/full_task_success_rate", "env_runners/mapush/success
 LEVEL_KEYS = ("curriculum/level_mean",)
 FREELOADING_KEYS = ("env_runners/mapush/freeloading_index",)
 SCORE_KEYS = ("pbt/score",)
+MAX_LABELLED_EXPLOITS = 12  # exploits whose new values are written next to their arrow
 STEPS_KEYS = ("num_env_steps_sampled_lifetime", "env_runners/num_env_steps_sampled_lifetime")
 
 
@@ -179,11 +180,13 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
             end = (e.donor_iteration, by_tag[e.receiver].index)  # the receiver resumes from the donor's checkpoint
             lineage.plot(e.receiver_iteration, by_tag[e.receiver].index, "x", color="k", ms=5)
             lineage.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": colours[e.donor]})
-            changed = [(p, v) for p, v in e.changes.items() if p in paths]
-            label = ", ".join(f"{short_name(p)} {a:.3g}→{b:.3g}" for p, (a, b) in changed[:3])
-            lineage.text(end[0], end[1] + 0.15, label, fontsize=6, color=colours[e.receiver])
+            if len(exploits) <= MAX_LABELLED_EXPLOITS:  # beyond that the labels overlap: the panels below show them
+                changed = [(p, v) for p, v in e.changes.items() if p in paths]
+                label = ", ".join(f"{short_name(p)} {a:.3g}→{b:.3g}" for p, (a, b) in changed[:3])
+                lineage.text(end[0], end[1] + 0.15, label, fontsize=6, color=colours[e.receiver], clip_on=True)
     lineage.set_yticks([m.index for m in members], [f"member {m.index}" for m in members])
-    lineage.set_title(f"lineage: {len(exploits)} exploits (x: member replaced; arrow: donor → receiver; new values)",
+    labelled = "; new values" if len(exploits) <= MAX_LABELLED_EXPLOITS else ""
+    lineage.set_title(f"lineage: {len(exploits)} exploits (x: member replaced; arrow: donor → receiver{labelled})",
                       pad=18)
 
     curves = ((SUCCESS_KEYS, "full-task success (curriculum evaluation slice)"), (SCORE_KEYS, "score"),
@@ -198,7 +201,7 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
         ax.set_xlabel("env steps per member", fontsize=8)
         ax.grid(alpha=0.3)
         if k == 0:
-            ax.legend(fontsize=7, ncol=4)
+            ax.legend(fontsize=7, ncol=3, loc="upper left")
 
     for k, path in enumerate(paths):
         ax = fig.add_subplot(grid[3 + k // columns, k % columns])
