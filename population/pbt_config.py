@@ -66,10 +66,6 @@ class PBTConfig(StrictModel):
         return self
 
 
-def _policy_ids(experiment) -> tuple[str, ...]:
-    return experiment.training.policy_ids
-
-
 def member_experiment(experiment):
     """The experiment with every mutated value written out explicitly (per agent / per policy).
 
@@ -85,7 +81,7 @@ def member_experiment(experiment):
         }
     if pbt.entropy == "per_policy":
         per_module = data["training"].setdefault("per_module", {})
-        for policy in _policy_ids(experiment):
+        for policy in experiment.training.policy_ids:
             entry = per_module.setdefault(policy, {})
             if entry.get("entropy_coeff") is None:
                 entry["entropy_coeff"] = experiment.training.entropy_coeff
@@ -104,11 +100,12 @@ def resolved_mutations(experiment) -> list[Mutation]:
                 value = table[0 if agent is None else agent][k]
                 if value == 0:
                     continue  # a switched-off term stays off: log space has no room for 0
-                path = f"rewards.per_agent_scales.agent_{agent}.{term}" if agent is not None else f"rewards.scales.{term}"
+                path = (f"rewards.per_agent_scales.agent_{agent}.{term}" if agent is not None
+                        else f"rewards.scales.{term}")
                 bounds = sorted((value / pbt.reward_scale_range, value * pbt.reward_scale_range))
                 mutations.append(Mutation(path, *bounds))
     if pbt.entropy == "per_policy":
-        for policy in _policy_ids(experiment):
+        for policy in experiment.training.policy_ids:
             mutations.append(Mutation(f"training.per_module.{policy}.entropy_coeff", *pbt.entropy_coeff_range))
     elif pbt.entropy == "shared":
         mutations.append(Mutation("training.entropy_coeff", *pbt.entropy_coeff_range))
@@ -118,8 +115,9 @@ def resolved_mutations(experiment) -> list[Mutation]:
             raise ValueError(f"pbt.mutations.{path}: already mutated by pbt.reward_scales / pbt.entropy")
         rllib_path(path)  # raises for paths that are not mutable
         parts = path.split(".")
-        if parts[:2] == ["training", "per_module"] and parts[2] not in _policy_ids(experiment):
-            raise ValueError(f"pbt.mutations.{path}: unknown policy {parts[2]!r}; policies: {list(_policy_ids(experiment))}")
+        policies = experiment.training.policy_ids
+        if parts[:2] == ["training", "per_module"] and parts[2] not in policies:
+            raise ValueError(f"pbt.mutations.{path}: unknown policy {parts[2]!r}; policies: {list(policies)}")
         mutations.append(Mutation(path, low, high))
     return mutations
 

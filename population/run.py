@@ -59,13 +59,12 @@ def build_algorithm_config(experiment: ExperimentConfig):
 
 
 def top_curriculum_level(experiment: ExperimentConfig) -> int:
-    """Index of the curriculum's top level (1 without a curriculum, so progress is the level itself)."""
-    curriculum = getattr(experiment, "curriculum", None)
-    if curriculum is None or not getattr(curriculum, "enabled", False):
+    """Index of the curriculum's top level (1 without a curriculum; `ScoreFunction` divides by at least 1)."""
+    if not experiment.curriculum.enabled:
         return 1
-    from curriculum.levels import build_level_table
+    from curriculum import build_level_table
 
-    return max(1, build_level_table(curriculum, experiment.task, experiment.simulator.physics).num_levels - 1)
+    return build_level_table(experiment.curriculum, experiment.task, experiment.simulator.physics).num_levels - 1
 
 
 class StopCondition:
@@ -229,12 +228,13 @@ def summarize(results) -> tuple[int, list[dict]]:
     rows, status = [], 0
     for result in results:
         metrics = result.metrics or {}
+        member = (metrics.get("config") or {}).get("member", 0)
         if result.error is not None:
-            print(f"error: member {metrics.get('config', {}).get('member', '?')} failed: {result.error}", file=sys.stderr)
+            print(f"error: member {member} failed: {result.error}", file=sys.stderr)
             status = EXIT_TRIAL_FAILED
         rows.append({
             "trial_dir": result.path,
-            "member": (metrics.get("config") or {}).get("member", 0),
+            "member": member,
             "checkpoint": result.checkpoint.path if result.checkpoint else None,
             "training_iteration": metrics.get("training_iteration"),
             "env_steps": metrics.get("env_runners", {}).get("num_env_steps_sampled_lifetime"),

@@ -2,8 +2,8 @@
 
 Runs as an RLlib `on_train_result` function after the task-metric and curriculum callbacks have filled the
 result, so it reads `curriculum/full_task_success_rate`, `curriculum/level_mean` and
-`env_runners/mapush/{task_progress,freeloading_index}` of the same iteration. Missing or NaN inputs (no finished episode yet)
-count as 0, so a member without evidence never outranks one with it.
+`env_runners/mapush/{task_progress,freeloading_index}` of the same iteration. Missing or NaN inputs (no finished
+episode yet) count as 0, so a member without evidence never outranks one with it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from mapush_rllib.env import runner_vec_envs
 from population.config import load_experiment
 from population.curriculum_hooks import curriculum_schedule
 from population.run import build_algorithm_config
+
+from ..processes import kill_group
 
 pytestmark = pytest.mark.ray
 
@@ -79,14 +80,6 @@ def start(args: list[str], output: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TUNE_GLOBAL_CHECKPOINT_S": "0"}  # save Tune state each step
     with open(output, "w") as out:
         return subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=60)
 
 
 def tune_state_iteration(experiment_dir: Path) -> int:

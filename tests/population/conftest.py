@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
+
+from ..processes import kill_group
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
@@ -48,15 +49,6 @@ def read_until(process: subprocess.Popen, predicate, log: list[str]) -> str | No
         if predicate(line):
             return line
     return None
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL the run's whole process group: the driver and any Ray helper that outlived it."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=60)
 
 
 def finish(process: subprocess.Popen, log: list[str], timeout: float = 900) -> int:

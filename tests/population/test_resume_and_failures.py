@@ -23,7 +23,8 @@ import torch
 
 from mapush_rllib.checkpoint_policy import load_checkpoint_policy
 
-from .conftest import ENV, finish, kill_group, read_until, result_rows, start_run, summary_of, trial_dirs, write_config
+from ..processes import kill_group
+from .conftest import ENV, finish, read_until, result_rows, start_run, summary_of, trial_dirs, write_config
 from .test_pbt import assert_live_values_equal_config, checkpoint_digests
 
 pytestmark = pytest.mark.ray
