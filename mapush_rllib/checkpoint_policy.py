@@ -27,7 +27,7 @@ class CheckpointError(FileNotFoundError):
 
 def find_checkpoint(path: str | Path) -> Path:
     """The Algorithm checkpoint at `path`, or the newest one under it (a Tune run or trial directory)."""
-    root = Path(path)
+    root = Path(path).expanduser().absolute()  # RLlib reads a relative path as a URI without a scheme
     if not root.exists():
         raise CheckpointError(f"--policy: {str(path)!r} does not exist")
     if (root / ALGORITHM_STATE).is_file():

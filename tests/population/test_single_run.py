@@ -58,6 +58,13 @@ def test_trial_directory_has_results_tensorboard_and_checkpoints(run_dir: Path) 
     assert float(last["env_runners/mapush/window_episodes"]) > 0
 
 
+def test_checkpoint_loads_from_a_relative_path(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(run_dir.parent)
+    policy, info = load_checkpoint_policy(run_dir.name)  # as `evaluate --policy runs/single/` passes it
+    assert info["checkpoint"] == str(run_dir / "checkpoint_000001")
+    assert set(policy.modules) == {"policy_0", "policy_1"}
+
+
 def test_training_changed_two_different_policies(run_dir: Path) -> None:
     early, _ = load_checkpoint_policy(str(run_dir / "checkpoint_000000"))
     late, info = load_checkpoint_policy(str(run_dir))
