@@ -4,12 +4,16 @@
         --storage runs/curriculum_comparison --out benchmarks/curriculum_comparison \\
         [--arm 'curriculum_4_levels_stay:curriculum.num_levels=4;curriculum.top_level=stay'] \\
         [--arm 'no_curriculum_seed1:curriculum.enabled=false;run.seed=1']
+    python benchmarks/curriculum_comparison.py --seeds 0 1 2 --prefix sparse_ \\
+        --setting rewards.scales.distance_to_target=0.0 --out benchmarks/curriculum_comparison_sparse
 
-Runs `python -m population.run CONFIG --set ...` once per arm, one after the other, everything else equal
-(seed included), each until `--env-steps` env steps or `--time-s` seconds of training, whichever comes first.
+Runs `python -m population.run CONFIG --set ...` once per arm (and seed), one after the other, everything else
+equal, each until `--env-steps` env steps or `--time-s` seconds of training, whichever comes first.
 The default arms are `curriculum` (the config's curriculum) and `no_curriculum` (`curriculum.enabled=false`);
-`--arm 'NAME:KEY=VALUE;...'` adds one. `--report-only` reads existing runs. Writes `<out>.csv` (one row per
-iteration and arm) and `<out>.md` (the commands, the curves at common env-step marks, the final numbers).
+`--arm 'NAME:KEY=VALUE;...'` adds one, `--setting KEY=VALUE` applies to every arm, `--seeds` runs each arm once
+per seed (run `<prefix><arm>_seed<k>`) and adds the mean over seeds. `--report-only` reads existing runs.
+Writes `<out>.csv` (one row per iteration and run) and `<out>.md` (the commands, the curves at common env-step
+marks, the final numbers).
 
 The number compared is `curriculum/full_task_success_rate`: the success rate of the last
 `stats_window_episodes` episodes of the evaluation slice, the envs that always run the full MAPush task
@@ -44,9 +48,18 @@ def parse_arm(text: str) -> tuple[str, list[str]]:
     return name, [*enabled, *settings]
 
 
+def runs_of(arms: dict[str, list[str]], args: argparse.Namespace) -> dict[str, tuple[str, list[str]]]:
+    """Run name -> (arm, settings): one run per arm, or one per arm and seed with `--seeds`."""
+    if not args.seeds:
+        return {args.prefix + arm: (arm, settings) for arm, settings in arms.items()}
+    return {f"{args.prefix}{arm}_seed{seed}": (arm, [*settings, f"run.seed={seed}"])
+            for arm, settings in arms.items() for seed in args.seeds}
+
+
 def command(config: str, name: str, settings: list[str], args: argparse.Namespace) -> list[str]:
-    """The arm's run; its own settings come last, so an arm may override run.stop (or anything else)."""
-    sets = [f"run.name={name}", f"run.stop={{env_steps: {args.env_steps}, time_s: {args.time_s}}}", *settings]
+    """The run's command; the arm's settings come last, so an arm may override run.stop (or anything else)."""
+    sets = [f"run.name={name}", f"run.stop={{env_steps: {args.env_steps}, time_s: {args.time_s}}}",
+            *args.setting, *settings]
     return [sys.executable, "-m", "population.run", config, "--storage", args.storage,
             *[arg for setting in sets for arg in ("--set", setting)]]
 
@@ -99,14 +112,35 @@ def table(curves: dict[str, list[dict]], key: str, marks: list[int], digits: int
     return lines
 
 
-def markdown(curves: dict[str, list[dict]], commands: dict[str, list[str]], args: argparse.Namespace) -> str:
+def runs_of_arm(runs: dict[str, tuple[str, list[str]]], arm: str) -> list[str]:
+    return [run for run, (of, _) in runs.items() if of == arm]
+
+
+def mean_over_seeds(curves: dict[str, list[dict]], runs: dict[str, tuple[str, list[str]]], key: str,
+                    marks: list[int]) -> list[str]:
+    """Markdown table: one row per env-step mark, one column per arm, the mean over its seeds (n/a if one lacks it)."""
+    arms = list(dict.fromkeys(arm for arm, _ in runs.values()))
+    lines = ["| env steps | " + " | ".join(f"{arm} (mean of {len(runs_of_arm(runs, arm))})" for arm in arms) + " |",
+             "|---:|" + "---:|" * len(arms)]
+    for mark in marks:
+        cells = []
+        for arm in arms:
+            values = [at_steps(curves[run], mark).get(key, math.nan) for run in runs_of_arm(runs, arm)]
+            cells.append(fmt(sum(values) / len(values)))
+        lines.append(f"| {mark:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(curves: dict[str, list[dict]], commands: dict[str, list[str]], args: argparse.Namespace,
+             runs: dict[str, tuple[str, list[str]]]) -> str:
     longest = max(rows[-1]["env_steps"] for rows in curves.values())
     marks = list(range(1_000_000, longest + 1, 1_000_000)) + ([longest] if longest % 1_000_000 else [])
     with_levels = {arm: rows for arm, rows in curves.items() if any(not math.isnan(r["level_mean"]) for r in rows)}
     lines = [
-        "# Curriculum vs no curriculum (embedded MuJoCo simulator)",
+        "# Curriculum vs no curriculum (embedded MuJoCo simulator)" + (f": {args.title}" if args.title else ""),
         "",
-        f"Experiment `{args.config}`, one arm after the other; budget {args.env_steps:,} env steps or "
+        f"Experiment `{args.config}`, one run per arm{' and seed' if args.seeds else ''}; budget {args.env_steps:,} "
+        "env steps or "
         f"{args.time_s:g} s of training per arm, whichever came first. Generated by "
         "`benchmarks/curriculum_comparison.py`; per-iteration curves of every arm in the `.csv` next to this file.",
         "",
@@ -115,11 +149,13 @@ def markdown(curves: dict[str, list[dict]], commands: dict[str, list[str]], args
         "```",
         "",
         "**Full-task success** (`curriculum/full_task_success_rate`): rolling success rate (last 100 episodes) of",
-        "the evaluation slice, the envs that always play the full MAPush task, in every arm (n/a: no episode yet,",
-        "or the arm stopped earlier).",
+        "the evaluation slice, the envs that always play the full task (the experiment's `task` section), in every",
+        "arm (n/a: no episode yet, or the arm stopped earlier).",
         "",
         *table(curves, "full_task_success_rate", marks, 3),
         "",
+        *([f"Mean over seeds {', '.join(map(str, args.seeds))}:", "",
+           *mean_over_seeds(curves, runs, "full_task_success_rate", marks), ""] if args.seeds else []),
         "**Success over all envs** (`env_runners/mapush/success_rate`): the full task only in the no-curriculum",
         "arms; with a curriculum, episodes of every level.",
         "",
@@ -148,24 +184,30 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/curriculum_comparison")
     parser.add_argument("--arm", action="append", default=[], metavar="NAME:KEY=VALUE;...",
                         help="another curriculum arm, e.g. 'fast:curriculum.num_levels=4' (repeatable)")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="applied to every arm, e.g. 'rewards.scales.distance_to_target=0.0' (repeatable)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[], help="run each arm once per seed (run.seed)")
+    parser.add_argument("--prefix", default="", help="prefix of every run name, e.g. 'sparse_'")
+    parser.add_argument("--title", default="", help="what the setting is, for the report's heading")
     parser.add_argument("--report-only", action="store_true", help="only read existing runs and write the report")
     args = parser.parse_args()
 
     arms = {**DEFAULT_ARMS, **dict(parse_arm(text) for text in args.arm)}
-    commands = {name: command(args.config, name, settings, args) for name, settings in arms.items()}
+    runs = runs_of(arms, args)
+    commands = {name: command(args.config, name, settings, args) for name, (_, settings) in runs.items()}
     if not args.report_only:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         for cmd in commands.values():
             print("running:", shlex.join(cmd[1:]), flush=True)
             subprocess.run(cmd, cwd=REPO, env=env, check=True)
-    curves = {name: rows_of(newest_trial(REPO / args.storage, name), name) for name in arms}
+    curves = {name: rows_of(newest_trial(REPO / args.storage, name), name) for name in runs}
     out = REPO / args.out
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for rows in curves.values():
             writer.writerows(rows)
-    out.with_suffix(".md").write_text(markdown(curves, commands, args))
+    out.with_suffix(".md").write_text(markdown(curves, commands, args, runs))
     print(out.with_suffix(".md").read_text())
 
 
