@@ -9,7 +9,8 @@ over to RLlib, and say where they differ:
 - entropy 0.001 and initial action std 0.61 (log-std -0.5). MAPush's 0.01 and std 1 (OpenRL) made the
   std grow steadily here (RLlib standardises advantages, MAPush does not), and learning was slower:
   on the default task, 2 % success after 2.5 M env steps against 18 % with these values (HARL starts
-  its std at 0.37);
+  its std at 0.37). With the curriculum, MAPush's values did better at 10 M env steps, and
+  `configs/single.yaml` sets them (README, Curriculum: the curriculum's policies lose entropy early here);
 - RLlib always standardises advantages (MAPush: off) and has no value normalisation; its value-loss
   clip applies to the *squared* error, so the default here is large enough (1000) not to cut off the
   success bonus of 10 that the critic must learn.
