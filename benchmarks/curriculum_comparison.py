@@ -172,7 +172,8 @@ def markdown(curves: dict[str, list[dict]], commands: dict[str, list[str]], args
     ]
     for arm, rows in curves.items():
         last = rows[-1]
-        reached = next((f"{row['env_steps']:,}" for row in rows if row["full_task_success_rate"] >= REACHED), "not reached")
+        reached = next((f"{row['env_steps']:,}" for row in rows if row["full_task_success_rate"] >= REACHED),
+                       "not reached")
         lines.append(f"| {arm} | {last['iteration']} | {last['env_steps']:,} | {last['time_s']:.0f} "
                      f"| {fmt(last['full_task_success_rate'])} | {fmt(last['level_mean'], 2)} | {reached} |")
     return "\n".join(lines) + "\n"
