@@ -34,6 +34,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from population import result_keys as keys
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ARMS = {"curriculum": ["curriculum.enabled=true"], "no_curriculum": ["curriculum.enabled=false"]}
 REACHED = 0.5  # the final table says when each run's full-task success first reached this
@@ -79,17 +81,17 @@ def rows_of(trial_dir: Path, arm: str) -> list[dict]:
     rows = []
     for line in (trial_dir / "result.json").read_text().splitlines():
         result = json.loads(line)
-        curriculum = result.get("curriculum", {})
+        curriculum = result.get(keys.CURRICULUM, {})
         rows.append({
             "arm": arm,
             "iteration": result["training_iteration"],
-            "env_steps": int(result["env_runners"]["num_env_steps_sampled_lifetime"]),
+            "env_steps": int(keys.result_value(result, keys.ENV_STEPS)),
             "time_s": round(result["time_total_s"], 1),
             "full_task_success_rate": curriculum.get("full_task_success_rate", math.nan),
             "full_task_episodes": curriculum.get("full_task_episodes", math.nan),
             "level_mean": curriculum.get("level_mean", math.nan),
             "level_max": curriculum.get("level_max", math.nan),
-            "all_envs_success_rate": result["env_runners"].get("mapush", {}).get("success_rate", math.nan),
+            "all_envs_success_rate": keys.result_value(result, keys.SUCCESS_RATE, math.nan),
         })
     return rows
 

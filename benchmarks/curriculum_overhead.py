@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from mapush_rllib.config import PhysicsConfig, SimConfig, TaskConfig
-from mapush_rllib.sim.task_params import TaskParams
-from mapush_rllib.sim.vec_env import MAPushVecEnv
-
 from curriculum import CurriculumConfig, CurriculumScheduler
+from mapush_rllib.sim.config import PhysicsConfig, SimConfig
+from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.task.task_params import TaskParams
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 
 def per_call_s(fn, repeats: int) -> float:
@@ -53,13 +53,17 @@ def main() -> None:
             ids = torch.randperm(E, generator=generator)[:n]
             success = torch.rand(n, generator=generator) < 0.5
 
-            def schedule() -> dict:
+            def schedule(scheduler=scheduler, ids=ids, success=success) -> dict:
                 scheduler.episode_end(ids, success)
                 return scheduler.task_params(ids)
 
-            schedule_s = per_call_s(schedule, args.repeats)
             values = schedule()
-            apply_s = per_call_s(lambda: params.set(ids, **values), args.repeats)
+
+            def apply(params=params, ids=ids, values=values) -> None:
+                params.set(ids, **values)
+
+            schedule_s = per_call_s(schedule, args.repeats)
+            apply_s = per_call_s(apply, args.repeats)
             print(
                 f"  {rule:12s} n={n:5d} resets: scheduler {schedule_s * 1e3:7.3f} ms "
                 f"({schedule_s / step_s:5.1%} of a step), TaskParams.set {apply_s * 1e3:7.3f} ms"

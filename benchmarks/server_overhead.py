@@ -19,12 +19,12 @@ import time
 import numpy as np
 import torch
 
-from mapush_rllib.config import SimConfig
-from mapush_rllib.sim.vec_env import MAPushVecEnv
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 
 def measure_vec_env(sim: SimConfig, num_envs: int, steps: int, warmup: int) -> float:
-    env = MAPushVecEnv(sim, num_envs=num_envs, seed=0)
+    env = MAPushVecEnv(sim.with_num_envs(num_envs), seed=0)
     generator = torch.Generator().manual_seed(0)
     actions = [torch.rand(num_envs, 2, 3, generator=generator) * 2 - 1 for _ in range(warmup + steps)]
     try:
@@ -39,7 +39,7 @@ def measure_vec_env(sim: SimConfig, num_envs: int, steps: int, warmup: int) -> f
 
 
 def measure_backend(sim: SimConfig, num_envs: int, steps: int, warmup: int) -> float:
-    env = MAPushVecEnv(sim, num_envs=num_envs, seed=0)  # builds and resets the backend
+    env = MAPushVecEnv(sim.with_num_envs(num_envs), seed=0)  # builds and resets the backend
     backend = env.backend
     rng = np.random.default_rng(0)
     commands = [(rng.random((num_envs, 2, 3), dtype=np.float32) - 0.5) for _ in range(warmup + steps)]

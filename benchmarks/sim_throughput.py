@@ -30,9 +30,9 @@ import time
 
 import torch
 
-from mapush_rllib.config import SimConfig
-from mapush_rllib.scripted import ScriptedPushPolicy
-from mapush_rllib.sim.vec_env import ACTION_SCALE, MAPushVecEnv
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.scripted import ScriptedPushPolicy
+from mapush_rllib.task.vec_env import ACTION_SCALE, MAPushVecEnv
 
 
 def measure(num_envs: int, backend: str, device: str, threads: int, seconds: float, profile: str | None) -> dict:

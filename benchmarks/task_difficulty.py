@@ -23,9 +23,10 @@ import math
 import torch
 
 from curriculum.levels import build_level_table
-from mapush_rllib.evaluate import first_episodes, load_policy
-from mapush_rllib.metrics import EpisodeStats
-from mapush_rllib.sim.vec_env import MAPushVecEnv
+from mapush_rllib.evaluate import load_policy
+from mapush_rllib.task.calculator import first_episodes
+from mapush_rllib.task.metrics import EpisodeStats
+from mapush_rllib.task.vec_env import MAPushVecEnv
 from population.config import load_experiment
 
 
@@ -51,7 +52,7 @@ def per_level(experiment, policy, envs_per_level: int, seed: int) -> list[dict]:
     names = [f"level {k}" for k in range(table.num_levels)] + ["full task"]
     return [
         {"row": name, "task": text, **rate(stats.success, rows == k)}
-        for k, (name, text) in enumerate(zip(names, table.describe()))
+        for k, (name, text) in enumerate(zip(names, table.describe(), strict=True))
     ]
 
 
@@ -83,7 +84,7 @@ def full_task_anatomy(experiment, policy, num_envs: int, seed: int) -> dict:
         "success_rate": round(float(success.float().mean()), 3),
         "by_target_distance_m": {
             f"{float(a):.2f}-{float(b):.2f}": rate(success, (distance >= a) & (distance <= b))
-            for a, b in zip(edges[:-1], edges[1:])
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
         },
         "by_agents_behind_box": {str(k): rate(success, behind.sum(dim=1) == k) for k in range(3)},
         "by_target_bearing": {"off a face": rate(success, off_face), "off a corner": rate(success, ~off_face)},

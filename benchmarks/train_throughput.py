@@ -36,8 +36,9 @@ import time
 import numpy as np
 import torch
 
-from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig
-from mapush_rllib.env import AGENT_IDS, MAPushMultiAgentEnv, make_vec_env
+from mapush_rllib.env import MAPushMultiAgentEnv, make_vec_env
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import AGENT_IDS, RewardConfig, TaskConfig
 from mapush_rllib.training import TrainingConfig, build_ppo_config
 
 
@@ -60,7 +61,7 @@ def raw_throughput(runner: str, env_config: dict, num_envs: int, seconds: float)
     """Env steps/s of the runner's envs alone, random actions in [-1, 1]."""
     rng = np.random.default_rng(0)
     if runner == "batched":
-        env = make_vec_env(env_config, num_envs=num_envs, env_id_offset=0)
+        env = make_vec_env(env_config, env_id_offset=0, num_envs=num_envs)
         step = lambda: env.step(torch.rand(num_envs, len(AGENT_IDS), 3, device=env.device) * 2 - 1)  # noqa: E731
     else:
         envs = [MAPushMultiAgentEnv({**env_config, "env_id": k}) for k in range(num_envs)]

@@ -24,15 +24,16 @@ import warnings
 import torch
 import warp as wp
 
-from mapush_rllib.config import PhysicsConfig, SimConfig, TaskConfig
-from mapush_rllib.scripted import ScriptedPushPolicy
-from mapush_rllib.sim.vec_env import ACTION_SCALE, MAPushVecEnv
+from mapush_rllib.sim.config import PhysicsConfig, SimConfig
+from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.task.scripted import ScriptedPushPolicy
+from mapush_rllib.task.vec_env import ACTION_SCALE, MAPushVecEnv
 
 
 def physics(num_envs: int, iterations: int, seconds: float, device: str, stream: str = "torch") -> dict:
     """Backend-only env-steps/s with the solver capped at `iterations`, on scripted pushing commands."""
     sim = SimConfig(backend="mujoco_warp", device=device, physics=PhysicsConfig(solver_iterations=iterations))
-    env = MAPushVecEnv(sim, num_envs=num_envs, seed=0)
+    env = MAPushVecEnv(sim.with_num_envs(num_envs), seed=0)
     if stream == "warp":  # torch's default stream orders itself with Warp's (blocking) streams implicitly
         env.backend._on_torch_stream = lambda: wp.ScopedDevice(env.backend.wp_device)
     policy = ScriptedPushPolicy()
@@ -65,7 +66,7 @@ def synchronize(device: str) -> None:
 
 def env_rate(num_envs: int, task: TaskConfig, seconds: float, device: str) -> tuple[float, float]:
     """Full env steps per second (synchronised per step) and the fraction of steps in which some episode ended."""
-    env = MAPushVecEnv(SimConfig(backend="mujoco_warp", device=device), task, num_envs=num_envs, seed=0)
+    env = MAPushVecEnv(SimConfig(backend="mujoco_warp", device=device, num_envs=num_envs), task, seed=0)
     policy = ScriptedPushPolicy()
     for _ in range(50):
         env.step(policy(env.obs, env.episode_box_size))
@@ -94,7 +95,7 @@ def resets(num_envs: int, seconds: float, device: str) -> dict:
 
 def syncs(num_envs: int) -> dict:
     """Source lines (in this project) of the operations that synchronise the host with the GPU in one env step."""
-    env = MAPushVecEnv(SimConfig(backend="mujoco_warp", device="cuda"), num_envs=num_envs, seed=0)
+    env = MAPushVecEnv(SimConfig(backend="mujoco_warp", device="cuda", num_envs=num_envs), seed=0)
     policy = ScriptedPushPolicy()
     for _ in range(50):
         env.step(policy(env.obs, env.episode_box_size))

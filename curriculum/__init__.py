@@ -1,7 +1,8 @@
 """Curriculum over the MAPush task: per-env levels of target distance and box size, chosen at each env's reset.
 
-Backend-independent and Ray-free: `CurriculumScheduler` reads per-env outcomes and writes per-env task
-parameters through `MAPushVecEnv`'s `task_schedule` hook. See `scheduler.py` for what a level is and how
+Backend-independent and Ray-free (it imports only `mapush_rllib.task` and `.sim`, beside the RLlib adapter, not
+on it): `CurriculumScheduler` reads per-env outcomes and writes per-env task parameters through `MAPushVecEnv`'s
+`task_schedule` hook. See `scheduler.py` for what a level is and how
 envs move between levels, `config.py` for the YAML schema, `metrics.py` for what is logged.
 """
 

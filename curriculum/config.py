@@ -24,8 +24,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from mapush_rllib.config import Range, StrictModel, box_mass_following_size_kg, check_range
-from mapush_rllib.sim.task_params import MAX_BOX_SIZE_M
+from mapush_rllib.sim.config import box_mass_following_size_kg
+from mapush_rllib.sim.schema import Range, StrictModel, check_range
+from mapush_rllib.task.task_params import MAX_BOX_SIZE_M
 
 
 class CurriculumConfigError(ValueError):
@@ -184,7 +185,7 @@ def check_level_order(keys: list[tuple[float, ...]], prefix: str, names: list[st
     """
     names = names or [f"{prefix}.{i}" for i in range(len(keys))]
     for i in range(1, len(keys)):
-        for (field, which), before, now in zip(DIFFICULTY_FIELDS, keys[i - 1], keys[i]):
+        for (field, which), before, now in zip(DIFFICULTY_FIELDS, keys[i - 1], keys[i], strict=True):
             if now < before:
                 raise ValueError(
                     f"{names[i]}.{field}: {which}{now:g} is below {names[i - 1]}'s {before:g}; each level must be "

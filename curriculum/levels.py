@@ -7,7 +7,7 @@ at reset, so choosing tasks for any number of envs is one gather.
 A generated table interpolates linearly from `start` to `end` (the full task by default) in target
 distance low and high, box size, spawn radius and box *areal density*; with MAPush's density at both ends,
 box mass therefore follows size (4 kg at 1.2 m). Every row is checked with the simulator's own rules
-(`mapush_rllib.sim.task_params.task_param_violations`), so a table the simulator would reject fails here,
+(`mapush_rllib.task.task_params.task_param_violations`), so a table the simulator would reject fails here,
 at config time, with the curriculum field named.
 """
 
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mapush_rllib.config import PhysicsConfig, TaskConfig
-from mapush_rllib.sim.task_params import TASK_PARAM_FIELDS, agent_half_diagonal_m, task_param_violations
-
 from curriculum.config import CurriculumConfig, CurriculumConfigError, LevelConfig, check_level_order
+from mapush_rllib.sim.config import PhysicsConfig
+from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.task.task_params import TASK_PARAM_FIELDS, agent_half_diagonal_m, task_param_violations
 
 
 @dataclass(frozen=True)

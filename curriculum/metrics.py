@@ -61,11 +61,12 @@ class CurriculumStats:
         total = sum(counts)
         levels = range(len(counts))
         if total > 0:
-            out[PREFIX + "level_mean"] = sum(k * c for k, c in zip(levels, counts)) / total
-            out[PREFIX + "level_max"] = float(max(k for k, c in zip(levels, counts) if c > 0))
-        for k, count in zip(levels, counts):
+            out[PREFIX + "level_mean"] = sum(k * c for k, c in zip(levels, counts, strict=True)) / total
+            out[PREFIX + "level_max"] = float(max(k for k, c in zip(levels, counts, strict=True) if c > 0))
+        for k, count in zip(levels, counts, strict=True):
             out[f"{PREFIX}level_hist/{k}"] = count / total if total > 0 else 0.0
-        for k, (wins, episodes) in enumerate(zip(self.level_successes.tolist(), self.level_episodes.tolist())):
+        per_level = zip(self.level_successes.tolist(), self.level_episodes.tolist(), strict=True)
+        for k, (wins, episodes) in enumerate(per_level):
             if episodes > 0:
                 out[f"{PREFIX}level_success_rate/{k}"] = wins / episodes
             out[f"{PREFIX}level_episodes/{k}"] = float(episodes)

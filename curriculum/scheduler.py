@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import torch
 
-from mapush_rllib.config import PhysicsConfig, TaskConfig
-from mapush_rllib.sim import rng
-
 from curriculum.config import CurriculumConfig
 from curriculum.learnability import level_probabilities, sample_levels
 from curriculum.levels import build_level_table, describe_rows
 from curriculum.metrics import CurriculumStats
 from curriculum.threshold import next_levels
+from mapush_rllib.sim.config import PhysicsConfig
+from mapush_rllib.task import rng
+from mapush_rllib.task.config import TaskConfig
 
 STATE_FORMAT = "mapush-pbt/curriculum-state/1"
 #: Per-scheduler tensors saved in `state_dict()`, in this order.

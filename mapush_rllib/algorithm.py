@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from collections.abc import Collection
 from typing import Any
 
@@ -37,12 +38,14 @@ from ray.rllib.algorithms.ppo import PPO
 
 from mapush_rllib.env import runner_vec_envs
 from mapush_rllib.live_settings import verify_live_settings
+from mapush_rllib.ray_compat import reapply_scheduled_learning_rates, request_initial_reset, wants_component
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 logger = logging.getLogger(__name__)
 
 ENV_STATE_KEY = "mapush_env_state"
-#: Set on a `MAPushVecEnv` once its task schedule holds the run's state (reported or loaded since it was built).
-_HOLDS_RUN_STATE = "_mapush_schedule_holds_run_state"
+#: The simulators of this process whose task schedule holds the run's state (reported or loaded since built).
+_HOLD_RUN_STATE: weakref.WeakSet[MAPushVecEnv] = weakref.WeakSet()
 
 #: A runner's task-schedule states: one `state_dict()` (or None) per simulator of the runner.
 RunnerStates = list[Any]
@@ -57,7 +60,7 @@ def env_state(env_runner: Any) -> tuple[int, RunnerStates] | None:
     for vec_env in vec_envs:
         schedule = vec_env.task_schedule
         states.append(schedule.state_dict() if hasattr(schedule, "state_dict") else None)
-        setattr(vec_env, _HOLDS_RUN_STATE, True)
+        _HOLD_RUN_STATE.add(vec_env)
     return runner_index(env_runner), states
 
 
@@ -67,7 +70,7 @@ def report_env_state(env_runner: Any, known: Collection[int]) -> tuple[int, Runn
     Such a runner's schedules start from scratch; its state is the one the algorithm knows, not theirs.
     """
     vec_envs = runner_vec_envs(env_runner)
-    rebuilt = any(not getattr(vec_env, _HOLDS_RUN_STATE, False) for vec_env in vec_envs)
+    rebuilt = any(vec_env not in _HOLD_RUN_STATE for vec_env in vec_envs)
     if vec_envs and rebuilt and runner_index(env_runner) in known:
         return runner_index(env_runner), None
     return env_state(env_runner)
@@ -82,10 +85,10 @@ def load_env_state(env_runner: Any, states_by_runner: dict[int, RunnerStates]) -
     vec_envs = runner_vec_envs(env_runner)
     if not states or not vec_envs:
         return False
-    for vec_env, state in zip(vec_envs, states):
+    for vec_env, state in zip(vec_envs, states, strict=True):
         if state is not None and hasattr(vec_env.task_schedule, "load_state_dict"):
             vec_env.task_schedule.load_state_dict(state)
-        setattr(vec_env, _HOLDS_RUN_STATE, True)
+        _HOLD_RUN_STATE.add(vec_env)
     restart_episodes(env_runner)
     return True
 
@@ -97,16 +100,15 @@ def restart_episodes(env_runner: Any) -> None:
     `_needs_initial_reset` flag is set (as after `make_env`), and each `MAPushMultiAgentEnv` is told that
     its next `reset()` must start a new episode.
     """
-    from mapush_rllib.runner import BatchedEnvRunner  # here: the runner module imports the env module
-
-    if isinstance(env_runner, BatchedEnvRunner):
-        env_runner.restart_episodes()
+    restart = getattr(env_runner, "restart_episodes", None)
+    if restart is not None:  # a runner that restarts its episodes itself (the batched runner)
+        restart()
         return
     if env_runner.env is None:
         return
     for sub_env in env_runner.env.envs:
         sub_env.unwrapped.restart_episode()
-    env_runner._needs_initial_reset = True
+    request_initial_reset(env_runner)
 
 
 def env_state_digest(states: Any) -> str:
@@ -189,7 +191,7 @@ class MAPushPPO(PPO):
         **kwargs: Any,
     ) -> dict:
         state = super().get_state(components, not_components=not_components, **kwargs)
-        if self._check_component(ENV_STATE_KEY, components, not_components):
+        if wants_component(self, ENV_STATE_KEY, components, not_components):
             state[ENV_STATE_KEY] = self.sync_env_state()
         return state
 
@@ -202,11 +204,7 @@ class MAPushPPO(PPO):
             )
             self.env_states = dict(states)
             self.restored_env_state_digest = env_state_digest(states)
-        for call in self.learner_group.foreach_learner(_reapply_scheduled_learning_rates):
+        for call in self.learner_group.foreach_learner(reapply_scheduled_learning_rates):
             call.get()
         verify_live_settings(self)
 
-
-def _reapply_scheduled_learning_rates(learner: Any) -> None:
-    for optimizer, schedule in learner._optimizer_lr_schedules.items():
-        learner._set_optimizer_lr(optimizer, float(schedule.get_current_value()))

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from mapush_rllib.task.config import AGENT_IDS, agent_index
+
 ALGORITHM_STATE = "algorithm_state.pkl"  # marks an Algorithm checkpoint (components have state.pkl)
 MODULES_DIR = Path("learner_group") / "learner" / "rl_module"
 
@@ -50,7 +52,7 @@ class CheckpointPolicy:
         self.modules = {module_id: module.to(self.device).eval() for module_id, module in modules.items()}
         self.agent_modules = agent_modules
         self.agents_of = {
-            module_id: [int(aid.split("_")[1]) for aid, mid in agent_modules.items() if mid == module_id]
+            module_id: [agent_index(aid) for aid, mid in agent_modules.items() if mid == module_id]
             for module_id in self.modules
         }
 
@@ -90,8 +92,6 @@ def load_checkpoint_policy(path: str, device: str = "cpu") -> tuple[CheckpointPo
             iteration = pickle.load(f).get("training_iteration")
     except Exception as error:  # a truncated or foreign checkpoint: say which one
         raise CheckpointError(f"--policy: cannot load the policies of {str(checkpoint)!r}: {error}") from error
-    from mapush_rllib.env import AGENT_IDS
-
     agent_modules = {aid: config["policy_mapping_fn"](aid, None) for aid in AGENT_IDS}
     missing = sorted(set(agent_modules.values()) - set(multi_module.keys()))
     if missing:

@@ -5,8 +5,9 @@ RLlib's stock env runners, one Python object per env. The batched runner (`mapus
 a whole `MAPushVecEnv` at once instead and must produce the same data.
 
 Both build their simulator with `make_vec_env(env_config, ...)`, the one place where an env config
-becomes a `MAPushVecEnv` (and where a curriculum's `TaskSchedule` is attached). Env k of a runner has
-the global env id `worker_index * num_envs_per_env_runner + k`; since `MAPushVecEnv` draws resets from
+becomes a `MAPushVecEnv` (and where a curriculum's `TaskSchedule` is attached). A runner owns the env
+config's `sim.num_envs` envs (the one place that count is kept); env k of a runner has the global env id
+`worker_index * sim.num_envs + k`; since `MAPushVecEnv` draws resets from
 (seed, global env id, episode index), a view of env k and row k of a batched runner play the same
 episodes bit for bit.
 
@@ -26,14 +27,17 @@ import numpy as np
 import torch
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from mapush_rllib.config import NUM_AGENTS, RewardConfig, SimConfig, TaskConfig
-from mapush_rllib.metrics import EpisodeStats
-from mapush_rllib.sim.observations import GLOBAL_STATE_DIM, OBS_DIM
-from mapush_rllib.sim.vec_env import MAPushVecEnv, StepResult, TaskSchedule
+from mapush_rllib.ray_compat import sub_env_index
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import AGENT_IDS, RewardConfig, TaskConfig
+from mapush_rllib.task.metrics import EpisodeStats
+from mapush_rllib.task.observations import GLOBAL_STATE_DIM, OBS_DIM
+from mapush_rllib.task.vec_env import MAPushVecEnv, StepResult, TaskSchedule
 
-AGENT_IDS = tuple(f"agent_{i}" for i in range(NUM_AGENTS))
 ACTION_DIM = 3
 
+#: Key of the reward section in the env config (where live reward scales are written).
+ENV_CONFIG_REWARDS = "rewards"
 #: Builds the curriculum's TaskSchedule for one vec env: (env_config, num_envs, env_id_offset) -> schedule.
 TaskScheduleFactory = Callable[[dict, int, int], TaskSchedule]
 
@@ -44,7 +48,6 @@ def make_env_config(
     rewards: RewardConfig,
     *,
     seed: int,
-    num_envs_per_env_runner: int,
     central_critic: bool = False,
     task_schedule_factory: TaskScheduleFactory | None = None,
     **extra: Any,
@@ -56,33 +59,38 @@ def make_env_config(
     return {
         "sim": sim.model_dump(mode="json"),
         "task": task.model_dump(mode="json"),
-        "rewards": rewards.model_dump(mode="json"),
+        ENV_CONFIG_REWARDS: rewards.model_dump(mode="json"),
         "seed": seed,
-        "num_envs_per_env_runner": num_envs_per_env_runner,
         "central_critic": central_critic,
         "task_schedule_factory": task_schedule_factory,
         **extra,
     }
 
 
-def make_vec_env(env_config: dict, num_envs: int, env_id_offset: int) -> MAPushVecEnv:
-    """The simulator of `num_envs` envs with global ids env_id_offset, env_id_offset+1, ...
+def envs_per_runner(env_config: dict) -> int:
+    """How many envs one env runner owns: the env config's `sim.num_envs`."""
+    return int(env_config["sim"]["num_envs"])
+
+
+def make_vec_env(env_config: dict, env_id_offset: int, *, num_envs: int | None = None) -> MAPushVecEnv:
+    """The simulator of a runner's envs, global ids env_id_offset, env_id_offset+1, ...
 
     Args:
         env_config: as made by `make_env_config` (Tune may have changed leaves, e.g. reward scales).
-        num_envs: envs in the batch.
         env_id_offset: global id of the first env; decides which episodes the envs play.
+        num_envs: a batch of another size than the runner's (1: one sub-env of RLlib's stock runner).
     """
     sim = SimConfig.model_validate(env_config["sim"], strict=False)
+    if num_envs is not None:
+        sim = sim.with_num_envs(num_envs)
     factory = env_config.get("task_schedule_factory")
     return MAPushVecEnv(
         sim,
         TaskConfig.model_validate(env_config["task"], strict=False),
-        RewardConfig.model_validate(env_config["rewards"], strict=False),
-        num_envs=num_envs,
+        RewardConfig.model_validate(env_config[ENV_CONFIG_REWARDS], strict=False),
         seed=int(env_config["seed"]),
         env_id_offset=env_id_offset,
-        task_schedule=factory(env_config, num_envs, env_id_offset) if factory is not None else None,
+        task_schedule=factory(env_config, sim.num_envs, env_id_offset) if factory is not None else None,
     )
 
 
@@ -104,26 +112,11 @@ def agent_observations(obs: torch.Tensor, state: torch.Tensor, central_critic: b
     return torch.cat([obs, state[:, None, :].expand(-1, obs.shape[1], -1)], dim=-1)
 
 
-def claim_vector_index(env_context: Any, num_envs_per_env_runner: int) -> int:
-    """Index of a new sub-env among the runner's `num_envs_per_env_runner` envs.
-
-    RLlib's sync vector env builds a runner's sub-envs one after another from one shared EnvContext,
-    whose `vector_index` stays 0 for all of them, so the sub-envs number themselves in creation order
-    on that context object (modulo the count, in case one context object serves several `make_env`s).
-    """
-    index = getattr(env_context, "_mapush_envs_created", 0)
-    try:
-        env_context._mapush_envs_created = index + 1
-    except AttributeError:  # a plain dict: a standalone env, index 0
-        return 0
-    return index % num_envs_per_env_runner
-
-
 class MAPushMultiAgentEnv(MultiAgentEnv):
     """One pushing env, agents `agent_0` and `agent_1`, for RLlib's stock env runners.
 
     env_config: as made by `make_env_config`. Optional `env_id` fixes the global env id (standalone use);
-    otherwise it is `worker_index * num_envs_per_env_runner + vector index` (see `claim_vector_index`).
+    otherwise it is `worker_index * sim.num_envs + index among the runner's sub-envs` (`ray_compat.sub_env_index`).
 
     Episodes are a pure function of (env_config seed, global env id, episode index). The `seed` that
     RLlib passes to the first `reset()` is therefore not used: reseeding would break the match with
@@ -140,17 +133,17 @@ class MAPushMultiAgentEnv(MultiAgentEnv):
     def __init__(self, env_config: dict | None = None) -> None:
         super().__init__()
         env_config = env_config if env_config is not None else make_env_config(
-            SimConfig(num_envs=1), TaskConfig(), RewardConfig(), seed=0, num_envs_per_env_runner=1
+            SimConfig(num_envs=1), TaskConfig(), RewardConfig(), seed=0
         )
         if "env_id" in env_config:
             env_id = int(env_config["env_id"])
         else:
-            per_runner = int(env_config["num_envs_per_env_runner"])
+            per_runner = envs_per_runner(env_config)
             worker_index = getattr(env_config, "worker_index", 0) or 0
-            env_id = worker_index * per_runner + claim_vector_index(env_config, per_runner)
+            env_id = worker_index * per_runner + sub_env_index(env_config, per_runner)
         self.env_id = env_id
         self.central_critic = bool(env_config.get("central_critic", False))
-        self.vec_env = make_vec_env(env_config, num_envs=1, env_id_offset=env_id)
+        self.vec_env = make_vec_env(env_config, env_id, num_envs=1)
         self.agents = self.possible_agents = list(AGENT_IDS)
         self.observation_spaces = {aid: observation_space(self.central_critic) for aid in AGENT_IDS}
         self.action_spaces = {aid: action_space() for aid in AGENT_IDS}
@@ -173,7 +166,7 @@ class MAPushMultiAgentEnv(MultiAgentEnv):
         terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
         return (
             self._obs_dict(result.obs, result.state),
-            dict(zip(AGENT_IDS, rewards)),
+            dict(zip(AGENT_IDS, rewards, strict=True)),
             {"__all__": terminated, **dict.fromkeys(AGENT_IDS, terminated)},
             {"__all__": truncated},  # no per-agent keys: see the class docstring
             {},

@@ -15,56 +15,19 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from pydantic import ValidationError
-from tqdm import tqdm
 
-from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig, format_validation_error
-from mapush_rllib.metrics import EpisodeStats, summarize
-from mapush_rllib.scripted import RandomPolicy, ScriptedPushPolicy
-from mapush_rllib.sim.vec_env import MAPushVecEnv
-
-#: A policy maps observations (E, A, 8) and box sides (E,) to actions (E, A, 3).
-Policy = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def first_episodes(
-    env: MAPushVecEnv, policy: Policy, *, record_envs: int = 0, progress: bool = False
-) -> tuple[EpisodeStats, np.ndarray | None]:
-    """Roll out until every env finished one episode; return those first episodes' stats.
-
-    Args:
-        record_envs: also return the global state of the first k envs at every step, (T, k, 17), for
-            rendering; an env's rows repeat its terminal state after its first episode ended.
-    """
-    env.reset()
-    finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
-    parts, frames = [], []
-    initial = env.state[:record_envs].clone()
-    bar = tqdm(total=env.num_envs, desc="episodes", disable=not progress, file=sys.stderr)
-    with torch.no_grad():
-        for _ in range(env.max_episode_steps):
-            result = env.step(policy(env.obs, env.episode_box_size))
-            if record_envs:
-                last = frames[-1] if frames else initial
-                frames.append(torch.where(finished[:record_envs, None], last, result.state[:record_envs]).cpu())
-            if result.episodes is not None:
-                new = ~finished[result.episodes.env_ids]
-                if bool(new.any()):
-                    parts.append(result.episodes.select(new))
-                    finished[result.episodes.env_ids[new]] = True
-                    bar.update(int(new.sum()))
-            if bool(finished.all()):
-                break
-    bar.close()
-    stats = EpisodeStats.cat(parts)
-    recorded = torch.stack([initial.cpu(), *frames]).numpy() if record_envs else None
-    return stats, recorded
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.sim.schema import format_validation_error
+from mapush_rllib.task.calculator import Policy, first_episodes
+from mapush_rllib.task.config import RewardConfig, TaskConfig
+from mapush_rllib.task.metrics import summarize
+from mapush_rllib.task.scripted import RandomPolicy, ScriptedPushPolicy
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 
 def load_policy(spec: str, seed: int) -> tuple[Policy, dict]:
@@ -73,7 +36,9 @@ def load_policy(spec: str, seed: int) -> tuple[Policy, dict]:
     if spec == "random":
         return RandomPolicy(seed), {"policy": "random"}
     if not Path(spec).exists():
-        raise FileNotFoundError(f"--policy: {spec!r} is neither 'scripted', 'random' nor an existing checkpoint or run directory")
+        raise FileNotFoundError(
+            f"--policy: {spec!r} is neither 'scripted', 'random' nor an existing checkpoint or run directory"
+        )
     from mapush_rllib.checkpoint_policy import load_checkpoint_policy
 
     return load_checkpoint_policy(spec)
@@ -113,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    sim = sim.model_copy(update={"num_envs": args.num_envs})
+    sim = sim.with_num_envs(args.num_envs)
     env = MAPushVecEnv(sim, task, rewards, seed=args.seed)
     start = time.perf_counter()
     record = min(args.render_envs, args.num_envs) if args.render else 0
@@ -133,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             k = by_env[e]
             outcome = "success" if stats.success[k] else ("exception" if stats.exception[k] else "timeout")
             titles.append(f"env {e}: {outcome} after {float(stats.length_steps[k]) * env.dt:.1f} s")
-        from mapush_rllib.render import render_gif
+        from mapush_rllib.task.render import render_gif
 
         path = render_gif(frames, env.episode_box_size[:record].cpu().numpy(), args.render, titles=titles,
                           success_radius_m=task.success_radius_m, dt_s=env.dt,

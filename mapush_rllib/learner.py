@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.policy.sample_batch import MultiAgentBatch
 
+from mapush_rllib.ray_compat import PPOTorchLearnerWithBatchHook, learner_device
 from mapush_rllib.rollout_batch import RolloutBatch, learner_batch
 
 
-class MAPushPPOLearner(PPOTorchLearner):
+class MAPushPPOLearner(PPOTorchLearnerWithBatchHook):
     """PPO learner whose training data may be `RolloutBatch`es (in `update(episodes=...)`)."""
 
-    def _make_batch_if_necessary(self, training_data: Any) -> MultiAgentBatch:
-        samples = training_data.episodes
-        if samples and all(isinstance(sample, RolloutBatch) for sample in samples):
-            return learner_batch(
-                self.module, list(samples), gamma=self.config.gamma, lambda_=self.config.lambda_, device=self._device
-            )
-        return super()._make_batch_if_necessary(training_data)
+    def batch_from_samples(self, samples: list[Any]) -> MultiAgentBatch | None:
+        if not all(isinstance(sample, RolloutBatch) for sample in samples):
+            return None  # episodes: RLlib's learner connectors build the batch
+        return learner_batch(
+            self.module, samples, gamma=self.config.gamma, lambda_=self.config.lambda_, device=learner_device(self)
+        )

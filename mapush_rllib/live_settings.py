@@ -1,8 +1,9 @@
 """Change a running Algorithm's reward scales, entropy coefficients and learning rates, and read them back.
 
-Population-based training mutates these between iterations. `apply_live_settings` pushes new values into
-every env runner's simulators and every learner; `read_live_settings` reads the values those components
-actually hold (not the config), which is what a post-restore invariant check must compare.
+`apply_live_settings` pushes new values into every env runner's simulators and every learner, without a restart;
+population-based training does not call it yet (an exploit restarts the member from the donor's checkpoint with
+its new config). `read_live_settings` reads the values those components actually hold (not the config): every
+result reports them, and `verify_live_settings` compares them with the config after each restore.
 
 Reward scales are also written into the env config of the runners and of the Algorithm, so envs that
 RLlib rebuilds (a restarted runner, `make_env`) keep them.
@@ -12,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.rllib.utils.schedules.scheduler import Scheduler
-
-from mapush_rllib.config import REWARD_TERMS, RewardConfig
-from mapush_rllib.env import AGENT_IDS, runner_vec_envs
+from mapush_rllib.env import ENV_CONFIG_REWARDS, runner_vec_envs
+from mapush_rllib.ray_compat import set_constant_entropy_coeff, set_constant_learning_rate
+from mapush_rllib.task.config import AGENT_IDS, REWARD_TERMS, RewardConfig, scale_updates
 
 ScalesUpdate = dict[str, float] | dict[str, dict[str, float]]
 LIVE_OVERRIDES = "_mapush_live_overrides"  # Algorithm attribute: entropy/lr set by apply_live_settings
@@ -41,7 +41,7 @@ def apply_live_settings(
     entropy = _per_module("entropy_coeff", entropy_coeff, module_ids, minimum=0.0)
     rates = _per_module("lr", lr, module_ids, minimum=None)
     if reward_scales is not None:
-        table = _resolved_scales(algorithm.config.env_config["rewards"], reward_scales)
+        table = _resolved_scales(algorithm.config.env_config[ENV_CONFIG_REWARDS], reward_scales)
         _store_scales(algorithm.config.env_config, table)
 
         def set_scales(env_runner: Any) -> None:
@@ -58,15 +58,9 @@ def apply_live_settings(
 
         def set_hyperparameters(learner: Any) -> None:
             for module_id, value in entropy.items():
-                learner.entropy_coeff_schedulers_per_module[module_id] = Scheduler(
-                    value, framework="torch", device=learner._device
-                )
+                set_constant_entropy_coeff(learner, module_id, value)
             for module_id, value in rates.items():
-                for _, optimizer in learner.get_optimizers_for_module(module_id):
-                    learner._optimizer_lr_schedules[optimizer] = Scheduler(
-                        value, framework="torch", device=learner._device
-                    )
-                    learner._set_optimizer_lr(optimizer, value)
+                set_constant_learning_rate(learner, module_id, value)
 
         _learner_results(algorithm, set_hyperparameters)
 
@@ -129,24 +123,17 @@ def _per_module(name: str, value: Any, module_ids: list[str], minimum: float | N
 def _resolved_scales(rewards: dict, update: ScalesUpdate) -> dict[str, dict[str, float]]:
     """The full {agent: {term: scale}} table after applying `update` to the env config's reward section."""
     table = {
-        agent: dict(zip(REWARD_TERMS, row))
-        for agent, row in zip(AGENT_IDS, RewardConfig.model_validate(rewards, strict=False).scale_table())
+        agent: dict(zip(REWARD_TERMS, row, strict=True))
+        for agent, row in zip(AGENT_IDS, RewardConfig.model_validate(rewards, strict=False).scale_table(), strict=True)
     }
-    per_agent = bool(update) and all(isinstance(v, dict) for v in update.values())
-    rows = update.items() if per_agent else [(agent, update) for agent in AGENT_IDS]
-    for agent, terms in rows:
-        if agent not in table:
-            raise ValueError(f"reward_scales: unknown agent {agent!r}; agents: {list(AGENT_IDS)}")
-        for term, value in terms.items():
-            if term not in REWARD_TERMS:
-                raise ValueError(f"reward_scales.{agent}: unknown term {term!r}; valid terms: {list(REWARD_TERMS)}")
-            table[agent][term] = float(value)
+    for agent, term, value in scale_updates(update):
+        table[agent][term] = value
     return table
 
 
 def _store_scales(env_config: dict, table: dict[str, dict[str, float]]) -> None:
     """Write the full scale table into an env config's reward section (as per-agent scales)."""
-    env_config["rewards"] = {**env_config["rewards"], "per_agent_scales": table}
+    env_config[ENV_CONFIG_REWARDS] = {**env_config[ENV_CONFIG_REWARDS], "per_agent_scales": table}
 
 
 class LiveSettingsMismatch(RuntimeError):
@@ -166,8 +153,10 @@ def expected_settings(algorithm: Any) -> dict[str, Any]:
         module_config = config.get_config_for_module(module_id)
         expected[module_id] = {"entropy_coeff": module_config.entropy_coeff, "lr": module_config.lr,
                                **overrides.get(module_id, {})}
-    table = RewardConfig.model_validate(algorithm.config.env_config["rewards"], strict=False).scale_table()
-    expected["reward_scales"] = {agent: dict(zip(REWARD_TERMS, row)) for agent, row in zip(AGENT_IDS, table)}
+    table = RewardConfig.model_validate(algorithm.config.env_config[ENV_CONFIG_REWARDS], strict=False).scale_table()
+    expected["reward_scales"] = {
+        agent: dict(zip(REWARD_TERMS, row, strict=True)) for agent, row in zip(AGENT_IDS, table, strict=True)
+    }
     return expected
 
 
@@ -194,4 +183,6 @@ def verify_live_settings(algorithm: Any, *, rel_tol: float = 1e-6) -> None:
             for term, want in terms.items():
                 compare(f"env {index} reward_scales.{agent}.{term}", want, table[agent][term])
     if problems:
-        raise LiveSettingsMismatch("live settings differ from the trial config after restore:\n  " + "\n  ".join(problems))
+        raise LiveSettingsMismatch(
+            "live settings differ from the trial config after restore:\n  " + "\n  ".join(problems)
+        )

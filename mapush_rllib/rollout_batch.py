@@ -195,7 +195,7 @@ def _module_batch(
     device = rollouts[0].rewards.device
     placed: list[_ModuleRows] = []
     first_row = 0
-    for rollout, layout in zip(rollouts, layouts):
+    for rollout, layout in zip(rollouts, layouts, strict=True):
         placed.append(_module_rows(layout, len(rollout.module_agents[module_id]), first_row))
         first_row += placed[-1].num_rows
     num_rows = first_row
@@ -204,7 +204,7 @@ def _module_batch(
         """One column over all rollouts. `real(rollout, layout, agents)` gives the (T, N, k, *feature) values of
         the real steps, `bootstrap(...)` those of the bootstrap step of the chunk ending at each (t, env)."""
         out = torch.empty((num_rows, *feature), dtype=dtype, device=device)
-        for rollout, layout, rows in zip(rollouts, layouts, placed):
+        for rollout, layout, rows in zip(rollouts, layouts, placed, strict=True):
             agents = _block_agents(rollout, module_id)
             _scatter_rows(out, rows, layout.is_end, real(rollout, layout, agents), bootstrap(rollout, layout, agents))
         return out
@@ -269,7 +269,7 @@ def _gae(
     advantages = torch.empty(num_rows, dtype=torch.float32, device=device)
     gamma_lambda = gamma * lambda_
     bootstrap_rows = []
-    for rollout, layout, rows in zip(rollouts, layouts, placed):
+    for rollout, layout, rows in zip(rollouts, layouts, placed, strict=True):
         agents = _block_agents(rollout, module_id)
         is_end = layout.is_end[..., None]  # (T, N, 1)
         value = values[rows.real]  # (T, N, k)

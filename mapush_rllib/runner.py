@@ -38,7 +38,6 @@ import torch
 from ray.rllib.callbacks.utils import make_callback
 from ray.rllib.core.columns import Columns
 from ray.rllib.env.env_context import EnvContext
-from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
@@ -68,11 +67,18 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
-from mapush_rllib.callbacks import EpisodeWindow
-from mapush_rllib.env import AGENT_IDS, action_space, agent_observations, make_vec_env, observation_space
-from mapush_rllib.metrics import EpisodeStats
+from mapush_rllib.env import action_space, agent_observations, envs_per_runner, make_vec_env, observation_space
+from mapush_rllib.episode_window import EpisodeWindow
+from mapush_rllib.ray_compat import (
+    MultiAgentEnvRunnerBase,
+    finish_episode_chunk,
+    has_custom_connectors,
+    module_forward,
+)
 from mapush_rllib.rollout_batch import BULK_LEARNER_BATCH, RolloutBatch
-from mapush_rllib.sim.vec_env import MAPushVecEnv
+from mapush_rllib.task.config import AGENT_IDS
+from mapush_rllib.task.metrics import EpisodeStats
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 
 class SimulatorSpaces(VectorMultiAgentEnv):
@@ -124,7 +130,7 @@ class Rollout:
         )
 
 
-class BatchedEnvRunner(MultiAgentEnvRunner):
+class BatchedEnvRunner(MultiAgentEnvRunnerBase):
     """A `MultiAgentEnvRunner` whose N envs are one `MAPushVecEnv`; use via `env_runner_cls`."""
 
     def __init__(self, config: Any, **kwargs: Any) -> None:
@@ -140,13 +146,13 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         # The same agents as slices where they are contiguous: indexing a GPU tensor with a list copies the list
         # to the GPU first, which waits for the queued GPU work.
         self._agent_index = {
-            module_id: _as_index(agents, self._device) for module_id, agents in self.module_agents.items()
+            module_id: _as_index(agents, self.module_device) for module_id, agents in self.module_agents.items()
         }
         self._bulk = bool(self.config.learner_config_dict.get(BULK_LEARNER_BATCH, False))
-        self._window = EpisodeWindow(self.config.metrics_num_episodes_for_smoothing)
+        self.episode_window = EpisodeWindow(self.config.metrics_num_episodes_for_smoothing)
         space = action_space()
-        self._action_low = torch.as_tensor(space.low, device=self._device)
-        self._action_high = torch.as_tensor(space.high, device=self._device)
+        self._action_low = torch.as_tensor(space.low, device=self.module_device)
+        self._action_high = torch.as_tensor(space.high, device=self.module_device)
         self._fresh = True  # the simulator holds new, not yet stepped episodes in every env
         self._previous: Rollout | None = None  # the last rollout, for the lookback of continuing chunks
         self._episode_ids: list[str] = []
@@ -158,31 +164,29 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         if self.env is not None:
             self.env.close()
         env_config = self.config.env_config
-        num_envs = self.config.num_envs_per_env_runner
-        offset = (self.worker_index or 0) * num_envs
-        self.vec_env = make_vec_env(env_config, num_envs=num_envs, env_id_offset=offset)
+        self.vec_env = make_vec_env(env_config, env_id_offset=(self.worker_index or 0) * envs_per_runner(env_config))
         self.env = SimulatorSpaces(self.vec_env, bool(env_config.get("central_critic", False)))
-        self.num_envs = num_envs
-        self._needs_initial_reset = True
+        self.num_envs = self.vec_env.num_envs
+        self.needs_initial_reset = True
         self._fresh = True
         self._previous = None
         env_context = EnvContext(env_config, worker_index=self.worker_index, num_workers=self.num_workers)
         make_callback(
             "on_environment_created",
-            callbacks_objects=self._callbacks,
+            callbacks_objects=self.callback_objects,
             callbacks_functions=self.config.callbacks_on_environment_created,
             kwargs=dict(env_runner=self, metrics_logger=self.metrics, env=self.env, env_context=env_context),
         )
 
     def make_module(self) -> None:
         """The policies live where the simulator's tensors do (`simulator.device`), not on RLlib's runner device."""
-        self._device = torch.device(self.config.env_config.get("sim", {}).get("device", "cpu"))
+        self.module_device = torch.device(self.config.env_config.get("sim", {}).get("device", "cpu"))
         super().make_module()
 
     def restart_episodes(self) -> None:
         """Reset every env and begin new episodes at the next sample (e.g. after the task schedule was restored)."""
         self._fresh = False
-        self._needs_initial_reset = True
+        self.needs_initial_reset = True
 
     # --------------------------------------------------------------------------------------- sample
 
@@ -211,9 +215,9 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             num_steps = self.config.get_rollout_fragment_length(self.worker_index)
         else:
             num_steps = max(1, -(-num_timesteps // per_step))
-        self.metrics.log_value(WEIGHTS_SEQ_NO, self._weights_seq_no, window=1)
+        self.metrics.log_value(WEIGHTS_SEQ_NO, self.weights_seq_no, window=1)
         with self.metrics.log_time(SAMPLE_TIMER):
-            if force_reset or self._needs_initial_reset:
+            if force_reset or self.needs_initial_reset:
                 self._start_new_episodes()
             chunk_start_t = None if self._bulk else self.vec_env.step_count.cpu().numpy().copy()
             batch, finished, seconds_per_step = self._rollout(num_steps, explore, random_actions)
@@ -226,7 +230,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             self._log_sample_metrics(num_steps, seconds_per_step, finished)
             make_callback(
                 "on_sample_end",
-                callbacks_objects=self._callbacks,
+                callbacks_objects=self.callback_objects,
                 callbacks_functions=self.config.callbacks_on_sample_end,
                 kwargs=dict(env_runner=self, metrics_logger=self.metrics, samples=samples),
             )
@@ -236,7 +240,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         if not self._fresh:
             self.vec_env.reset()
         self._fresh = True
-        self._needs_initial_reset = False
+        self.needs_initial_reset = False
         self._previous = None
         if not self._bulk:  # the bulk batch has no episode objects
             self._episode_ids = [uuid.uuid4().hex for _ in range(self.num_envs)]
@@ -251,7 +255,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         """
         env, T, N, A = self.vec_env, num_steps, self.num_envs, len(AGENT_IDS)
         central = bool(self.config.env_config.get("central_critic", False))
-        device = self._device
+        device = self.module_device
         self.module.foreach_module(lambda module_id, module: module.eval())
         obs = agent_observations(env.obs, env.state, central).to(device)
         obs_buf = torch.empty((T, *obs.shape), device=device)
@@ -290,7 +294,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         batch = RolloutBatch(
             obs=obs_buf, last_obs=last_obs_buf, actions=act_buf, rewards=rew_buf, extras=extras_buf,
             terminated=term_buf, truncated=trunc_buf, agent_ids=AGENT_IDS, module_agents=dict(self.module_agents),
-            weights_seq_no=self._weights_seq_no if extras_buf else None,
+            weights_seq_no=self.weights_seq_no if extras_buf else None,
         )
         return batch, finished, seconds_per_step
 
@@ -310,9 +314,11 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
                 batch = {Columns.OBS: obs[:, agents].reshape(N * count, -1).contiguous()}
                 # The hooks behind forward_exploration/inference, minus their per-call train/eval toggling
                 # (the runner's modules stay in eval mode).
-                out = module._forward_exploration(batch) if explore else module._forward_inference(batch)
+                out = module_forward(module, batch, explore)
                 inputs = out[Columns.ACTION_DIST_INPUTS]
-                dist_cls = module.get_exploration_action_dist_cls() if explore else module.get_inference_action_dist_cls()
+                dist_cls = (
+                    module.get_exploration_action_dist_cls() if explore else module.get_inference_action_dist_cls()
+                )
                 dist = dist_cls.from_logits(inputs)
                 if not explore:
                     dist = dist.to_deterministic()
@@ -413,9 +419,8 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
             )
             ma_episode.agent_t_started[aid] = t_started
         ma_episode.env_t = t_started + length
-        ma_episode._len_lookback_buffers = lookback
         ma_episode.is_terminated, ma_episode.is_truncated = terminated, truncated
-        ma_episode._start_time = ma_episode._last_step_time = time.perf_counter()
+        finish_episode_chunk(ma_episode, lookback, time.perf_counter())
         return ma_episode
 
     # -------------------------------------------------------------------------------------- metrics
@@ -425,7 +430,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
         env_steps = num_steps * self.num_envs
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, env_steps, reduce="sum")
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED_LIFETIME, env_steps, reduce="lifetime_sum", with_throughput=True)
-        for aid, module_id in self.agent_modules.items():
+        for aid in self.agent_modules:
             self.metrics.log_value((NUM_AGENT_STEPS_SAMPLED, aid), env_steps, reduce="sum")
             self.metrics.log_value((NUM_AGENT_STEPS_SAMPLED_LIFETIME, aid), env_steps, reduce="lifetime_sum")
         for module_id, agents in self.module_agents.items():
@@ -434,11 +439,11 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
                 (NUM_MODULE_STEPS_SAMPLED_LIFETIME, module_id), env_steps * len(agents), reduce="lifetime_sum"
             )
         if not finished:
-            self._window.log(self.metrics)
+            self.episode_window.log(self.metrics)
             return
         stats = EpisodeStats.cat(finished).to("cpu")
-        self._window.add(stats)
-        self._window.log(self.metrics)
+        self.episode_window.add(stats)
+        self.episode_window.log(self.metrics)
         self.metrics.log_value(NUM_EPISODES, len(stats), reduce="sum")
         self.metrics.log_value(NUM_EPISODES_LIFETIME, len(stats), reduce="lifetime_sum")
         # RLlib's smoothing window per runner, as MultiAgentEnvRunner._log_episode_metrics splits it
@@ -469,7 +474,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
 
 def _check_supported(config: Any) -> None:
     """Refuse settings whose effect the batched runner would silently drop."""
-    if config._env_to_module_connector is not None or config._module_to_env_connector is not None:
+    if has_custom_connectors(config):
         raise ValueError(
             "env_runners(env_to_module_connector / module_to_env_connector): custom connectors are not "
             "applied by BatchedEnvRunner; use runner: stock"

@@ -31,15 +31,54 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from mapush_rllib.config import NUM_AGENTS, RewardConfig, SimConfig, StrictModel, TaskConfig
-from mapush_rllib.env import AGENT_IDS, MAPushMultiAgentEnv, TaskScheduleFactory, make_env_config
+from mapush_rllib.env import ENV_CONFIG_REWARDS, MAPushMultiAgentEnv, TaskScheduleFactory, make_env_config
 from mapush_rllib.env import action_space as env_action_space
 from mapush_rllib.env import observation_space as env_observation_space
 from mapush_rllib.models import MAPushActorCritic
-from mapush_rllib.sim.observations import OBS_DIM
+from mapush_rllib.sim.config import NUM_AGENTS, SimConfig
+from mapush_rllib.sim.schema import StrictModel
+from mapush_rllib.task.config import AGENT_IDS, REWARD_TERMS, RewardConfig, TaskConfig, agent_index
+from mapush_rllib.task.observations import OBS_DIM
 
 SEPARATE_POLICY_IDS = tuple(f"policy_{i}" for i in range(NUM_AGENTS))
 SHARED_POLICY_ID = "shared_policy"
+
+
+#: TrainingConfig fields that are `PPOConfig.training()` settings, and their keyword there.
+PPO_SETTINGS = {
+    "lr": "lr",
+    "gamma": "gamma",
+    "gae_lambda": "lambda_",
+    "clip_param": "clip_param",
+    "entropy_coeff": "entropy_coeff",
+    "vf_loss_coeff": "vf_loss_coeff",
+    "vf_clip_param": "vf_clip_param",
+    "grad_clip": "grad_clip",
+}
+#: Per-policy overrides (`training.per_module.<policy>.<field>`) and their keyword in `PPOConfig.overrides()`.
+PER_MODULE_SETTINGS = {"lr": "lr", "entropy_coeff": "entropy_coeff"}
+
+
+def config_dict_path(experiment_path: str) -> str:
+    """Where a value of the experiment lives in a member's `PPOConfig.to_dict()` (the config Tune hands a trial).
+
+    The one translation between the two languages: experiment paths (`rewards.per_agent_scales.agent_0.ocb`,
+    `training.per_module.policy_1.entropy_coeff`) are what users write and read; config-dict paths are what Tune
+    mutates. Raises ValueError for a path that has no single place there.
+    """
+    parts = experiment_path.split(".")
+    if parts[0] == "rewards" and len(parts) >= 3 and parts[-1] in REWARD_TERMS:
+        return f"env_config.{ENV_CONFIG_REWARDS}.{'.'.join(parts[1:])}"
+    if parts[0] == "training" and len(parts) == 2 and parts[1] in PPO_SETTINGS:
+        keyword = PPO_SETTINGS[parts[1]]
+        return "lambda" if keyword == "lambda_" else keyword  # to_dict() writes `lambda_` as "lambda"
+    if parts[:2] == ["training", "per_module"] and len(parts) == 4 and parts[3] in PER_MODULE_SETTINGS:
+        return f"algorithm_config_overrides_per_module.{parts[2]}.{PER_MODULE_SETTINGS[parts[3]]}"
+    raise ValueError(
+        f"{experiment_path}: not a single value of the trial config; use rewards.scales.<term>, "
+        f"rewards.per_agent_scales.<agent>.<term>, training.<{'|'.join(PPO_SETTINGS)}> or "
+        f"training.per_module.<policy>.<{'|'.join(PER_MODULE_SETTINGS)}>"
+    )
 
 
 class ConfigError(ValueError):
@@ -126,12 +165,12 @@ class TrainingConfig(StrictModel):
         return (SHARED_POLICY_ID,) if self.share_policy else SEPARATE_POLICY_IDS
 
     def policy_for(self, agent_id: str) -> str:
-        return SHARED_POLICY_ID if self.share_policy else f"policy_{agent_id.split('_')[1]}"
+        return SHARED_POLICY_ID if self.share_policy else map_agent_to_own_policy(agent_id)
 
 
 def map_agent_to_own_policy(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
     """agent_i -> policy_i."""
-    return f"policy_{agent_id.split('_')[1]}"
+    return SEPARATE_POLICY_IDS[agent_index(agent_id)]
 
 
 def map_agent_to_shared_policy(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
@@ -160,7 +199,7 @@ def build_ppo_config(
 
     num_envs = sim.num_envs
     env_config = make_env_config(
-        sim, task, rewards, seed=seed, num_envs_per_env_runner=num_envs, central_critic=training.central_critic,
+        sim, task, rewards, seed=seed, central_critic=training.central_critic,
         task_schedule_factory=task_schedule_factory, **(env_config_extra or {}),
     )
     obs_space = env_observation_space(training.central_critic)
@@ -209,14 +248,7 @@ def build_ppo_config(
             # (two rows per env step) takes at least 2 minibatches per epoch.
             minibatch_size=max(1, min(rows_per_module // training.num_minibatches, env_steps_per_iteration)),
             num_epochs=training.num_epochs,
-            lr=training.lr,
-            gamma=training.gamma,
-            lambda_=training.gae_lambda,
-            clip_param=training.clip_param,
-            entropy_coeff=training.entropy_coeff,
-            vf_loss_coeff=training.vf_loss_coeff,
-            vf_clip_param=training.vf_clip_param,
-            grad_clip=training.grad_clip,
+            **{keyword: getattr(training, name) for name, keyword in PPO_SETTINGS.items()},
             grad_clip_by="global_norm",
             use_kl_loss=False,
         )

@@ -23,9 +23,11 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from curriculum import CurriculumConfig, CurriculumConfigError, build_level_table
-from mapush_rllib.config import RewardConfig, SimConfig, StrictModel, TaskConfig, format_validation_error
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.sim.schema import StrictModel, format_validation_error
+from mapush_rllib.task.config import RewardConfig, TaskConfig
+from mapush_rllib.task.task_params import task_config_problems
 from mapush_rllib.training import TrainingConfig
-from mapush_rllib.sim.task_params import task_config_problems
 from population.pbt_config import PBTConfig, resolved_mutations
 
 

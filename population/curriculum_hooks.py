@@ -25,13 +25,14 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 
 from curriculum import CurriculumConfig, CurriculumScheduler, CurriculumStats
 from curriculum.metrics import PREFIX
-from mapush_rllib.config import SimConfig, TaskConfig
 from mapush_rllib.env import runner_vec_envs
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import TaskConfig
+from population.result_keys import CURRICULUM
 
 logger = logging.getLogger(__name__)
 
 ENV_CONFIG_KEY = "curriculum"
-RESULT_KEY = PREFIX.rstrip("/")  # "curriculum": result["curriculum"][...] is the `curriculum/...` metric
 #: Metrics kept, after a checkpoint is loaded, as `curriculum/resumed/<key>` (NaN before any load).
 RESUMED_KEYS = ("iteration", "level_mean", "level_max", "full_task_success_rate", "promotions", "demotions")
 
@@ -120,4 +121,4 @@ class CurriculumCallbacks(RLlibCallback):
         metrics = nest(result_metrics(stats))
         metrics["resumed"] = dict(self.resumed)
         metrics["env_runner_restores"] = float(getattr(algorithm, "env_state_restores", 0))
-        result[RESULT_KEY] = metrics
+        result[CURRICULUM] = metrics

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from ray import tune
 
+from mapush_rllib.training import config_dict_path
 from population.explore import Mutation, explore, get_path, set_path
-from population.pbt_config import member_experiment, resolved_mutations, rllib_path
+from population.pbt_config import member_experiment, resolved_mutations
 from population.scheduler import SCORE_METRIC, ConservativePBT, MemberExplorer
 
 
@@ -30,9 +31,9 @@ class PopulationPlan:
     mutations: list[Mutation]  # experiment paths and bounds
     initial: list[dict[str, float]]  # per member: experiment path -> starting value
 
-    @property
-    def rllib_mutations(self) -> list[Mutation]:
-        return [Mutation(rllib_path(m.path), m.low, m.high) for m in self.mutations]
+    def trial_config_locations(self) -> dict[str, str]:
+        """Experiment path -> its path in the trial config Tune hands each member (translated here, once)."""
+        return {m.path: config_dict_path(m.path) for m in self.mutations}
 
     def describe(self) -> dict:
         return {
@@ -78,11 +79,12 @@ def plan_population(experiment) -> PopulationPlan:
 
 
 def param_space(plan: PopulationPlan, algorithm_config) -> dict:
-    """The Tune search space: member 0's RLlib config dict with per-member starting values and seeds."""
+    """The Tune search space: the PPOConfig of `plan.experiment` as a dict, with per-member starting values and
+    seeds (`algorithm_config` must be built from `plan.experiment`, where every mutated value is written out)."""
     space = algorithm_config.to_dict()
     space["member"] = tune.grid_search(list(range(len(plan.initial))))
-    for mutation, rllib in zip(plan.mutations, plan.rllib_mutations):
-        set_path(space, rllib.path, tune.sample_from(InitialValue([values[mutation.path] for values in plan.initial])))
+    for path, location in plan.trial_config_locations().items():
+        set_path(space, location, tune.sample_from(InitialValue([values[path] for values in plan.initial])))
     seed = plan.experiment.run.seed
     space["seed"] = tune.sample_from(MemberSeed(seed))
     space["env_config"]["seed"] = tune.sample_from(MemberSeed(seed))
@@ -97,7 +99,7 @@ def make_scheduler(plan: PopulationPlan) -> ConservativePBT:
         burn_in_period=pbt.burn_in,
         quantile_fraction=pbt.quantile_fraction,
         custom_explore_fn=MemberExplorer(
-            plan.rllib_mutations, seed=plan.experiment.run.seed,
+            plan.mutations, plan.trial_config_locations(), seed=plan.experiment.run.seed,
             resample_probability=pbt.resample_probability, factor_range=pbt.perturbation_factors,
         ),
         threshold_std=pbt.replace_threshold_std,

@@ -10,8 +10,8 @@ what is mutated:
         training.lr: [1.0e-4, 2.0e-3]
 
 `member_experiment` turns those shorthands into explicit values in the experiment (e.g. each agent's scale
-becomes an entry of `rewards.per_agent_scales`), and `rllib_path` says where each value lives in the
-RLlib config dict that Tune hands to every member, which is where Tune's explore step changes it.
+becomes an entry of `rewards.per_agent_scales`). Users, logs and reports see only these experiment paths;
+`mapush_rllib.training.config_dict_path` translates them, once, where Tune takes over (`population.members`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from mapush_rllib.config import NUM_AGENTS, REWARD_TERMS, Range, StrictModel, check_range
+from mapush_rllib.sim.schema import Range, StrictModel, check_range
+from mapush_rllib.task.config import AGENT_IDS, REWARD_TERMS
 from population.explore import Mutation
 
 
@@ -77,7 +78,7 @@ def member_experiment(experiment):
     if pbt.reward_scales == "per_agent":
         table = experiment.rewards.scale_table()
         data["rewards"]["per_agent_scales"] = {
-            f"agent_{i}": dict(zip(REWARD_TERMS, table[i])) for i in range(NUM_AGENTS)
+            agent_id: dict(zip(REWARD_TERMS, row, strict=True)) for agent_id, row in zip(AGENT_IDS, table, strict=True)
         }
     if pbt.entropy == "per_policy":
         per_module = data["training"].setdefault("per_module", {})
@@ -94,14 +95,13 @@ def resolved_mutations(experiment) -> list[Mutation]:
     mutations = []
     if pbt.reward_scales != "none":
         table = experiment.rewards.scale_table()
-        agents = range(NUM_AGENTS) if pbt.reward_scales == "per_agent" else [None]
-        for agent in agents:
-            for k, term in enumerate(REWARD_TERMS):
-                value = table[0 if agent is None else agent][k]
+        sections = ([f"rewards.per_agent_scales.{agent_id}" for agent_id in AGENT_IDS]
+                    if pbt.reward_scales == "per_agent" else ["rewards.scales"])
+        for section, row in zip(sections, table, strict=True):
+            for term, value in zip(REWARD_TERMS, row, strict=True):
                 if value == 0:
                     continue  # a switched-off term stays off: log space has no room for 0
-                path = (f"rewards.per_agent_scales.agent_{agent}.{term}" if agent is not None
-                        else f"rewards.scales.{term}")
+                path = f"{section}.{term}"
                 bounds = sorted((value / pbt.reward_scale_range, value * pbt.reward_scale_range))
                 mutations.append(Mutation(path, *bounds))
     if pbt.entropy == "per_policy":
@@ -113,7 +113,7 @@ def resolved_mutations(experiment) -> list[Mutation]:
     for path, (low, high) in pbt.mutations.items():
         if path in known:
             raise ValueError(f"pbt.mutations.{path}: already mutated by pbt.reward_scales / pbt.entropy")
-        rllib_path(path)  # raises for paths that are not mutable
+        check_mutable(path)
         parts = path.split(".")
         policies = experiment.training.policy_ids
         if parts[:2] == ["training", "per_module"] and parts[2] not in policies:
@@ -122,28 +122,23 @@ def resolved_mutations(experiment) -> list[Mutation]:
     return mutations
 
 
-#: Experiment paths a mutation may target (besides reward scales), and their keys in RLlib's config dict.
-TRAINING_KEYS = {
-    "lr": "lr",
-    "entropy_coeff": "entropy_coeff",
-    "clip_param": "clip_param",
-    "gae_lambda": "lambda",
-    "vf_loss_coeff": "vf_loss_coeff",
-    "grad_clip": "grad_clip",
-}
+#: Training settings `pbt.mutations` may name besides reward scales (`training.<field>`), and per policy
+#: (`training.per_module.<policy>.<field>`).
+MUTABLE_TRAINING_FIELDS = ("lr", "entropy_coeff", "clip_param", "gae_lambda", "vf_loss_coeff", "grad_clip")
+MUTABLE_PER_MODULE_FIELDS = ("lr", "entropy_coeff")
 
 
-def rllib_path(path: str) -> str:
-    """Where an experiment path lives in the RLlib config dict of a member (raises for unmutable paths)."""
+def check_mutable(path: str) -> None:
+    """Raise ValueError (naming `pbt.mutations.<path>`) unless `path` is a value PBT may mutate."""
     parts = path.split(".")
-    if parts[0] == "rewards" and len(parts) >= 3 and parts[-1] in REWARD_TERMS:
-        return "env_config." + path
-    if parts[0] == "training" and len(parts) == 2 and parts[1] in TRAINING_KEYS:
-        return TRAINING_KEYS[parts[1]]
-    if parts[:2] == ["training", "per_module"] and len(parts) == 4 and parts[3] in ("lr", "entropy_coeff"):
-        return f"algorithm_config_overrides_per_module.{parts[2]}.{parts[3]}"
-    raise ValueError(
-        f"pbt.mutations.{path}: not a mutable value; use rewards.scales.<term>, "
-        f"rewards.per_agent_scales.agent_<i>.<term>, training.<{'|'.join(TRAINING_KEYS)}> or "
-        "training.per_module.<policy>.<lr|entropy_coeff>"
+    mutable = (
+        (parts[0] == "rewards" and len(parts) >= 3 and parts[-1] in REWARD_TERMS)
+        or (parts[0] == "training" and len(parts) == 2 and parts[1] in MUTABLE_TRAINING_FIELDS)
+        or (parts[:2] == ["training", "per_module"] and len(parts) == 4 and parts[3] in MUTABLE_PER_MODULE_FIELDS)
     )
+    if not mutable:
+        raise ValueError(
+            f"pbt.mutations.{path}: not a mutable value; use rewards.scales.<term>, "
+            f"rewards.per_agent_scales.<agent>.<term>, training.<{'|'.join(MUTABLE_TRAINING_FIELDS)}> or "
+            f"training.per_module.<policy>.<{'|'.join(MUTABLE_PER_MODULE_FIELDS)}>"
+        )

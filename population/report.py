@@ -26,13 +26,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from population import result_keys as keys  # noqa: E402
+
 #: Result keys, in order of preference, for each curve of the report.
-SUCCESS_KEYS = ("curriculum/full_task_success_rate", "env_runners/mapush/success_rate")
-LEVEL_KEYS = ("curriculum/level_mean",)
-FREELOADING_KEYS = ("env_runners/mapush/freeloading_index",)
-SCORE_KEYS = ("pbt/score",)
+SUCCESS_KEYS = (keys.FULL_TASK_SUCCESS, keys.SUCCESS_RATE)
+LEVEL_KEYS = (keys.LEVEL_MEAN,)
+FREELOADING_KEYS = (keys.FREELOADING_INDEX,)
+SCORE_KEYS = (keys.SCORE,)
 MAX_LABELLED_EXPLOITS = 12  # exploits whose new values are written next to their arrow
-STEPS_KEYS = ("num_env_steps_sampled_lifetime", "env_runners/num_env_steps_sampled_lifetime")
+STEPS_KEYS = ("num_env_steps_sampled_lifetime", keys.ENV_STEPS)  # Tune's top-level copy first
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Member:
     def at_env_steps(self, keys: tuple[str, ...], steps: float) -> float | None:
         """The value of the last result at or before `steps` env steps (None before the first or past the end)."""
         at, values = self.env_steps_series(keys)
-        before = [value for x, value in zip(at, values) if x <= steps]
+        before = [value for x, value in zip(at, values, strict=True) if x <= steps]
         return before[-1] if before and steps <= max(at) else None
 
     def last(self, keys: tuple[str, ...]) -> float | None:
@@ -83,14 +85,9 @@ class Exploit:
     changes: dict[str, tuple[float, float]]  # mutated path -> (donor value, new value)
 
 
-def lookup(row: dict, dotted: str):
-    """`row["a"]["b"]` for "a/b"; Tune's result.json keeps results nested."""
-    node = row
-    for key in dotted.split("/"):
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
+def lookup(row: dict, key: str):
+    """The value of `key` ("a/b") in a result.json row (Tune keeps results nested), None where missing."""
+    return keys.result_value(row, key)
 
 
 def lookup_first(row: dict, keys: tuple[str, ...]):
@@ -138,12 +135,12 @@ def load_exploits(run_dir: Path) -> list[Exploit]:
 
 
 def mutated_paths(run_dir: Path, members: list[Member], exploits: list[Exploit]) -> list[str]:
-    """RLlib-config paths of the mutated hyperparameters: from `population.json`, else what differs."""
+    """Trial-config paths of the mutated hyperparameters: from `population.json`, else what differs."""
     described = run_dir / "population.json"
     if described.exists():
-        from population.pbt_config import rllib_path
+        from mapush_rllib.training import config_dict_path
 
-        return [rllib_path(path) for path in json.loads(described.read_text())["mutations"]]
+        return [config_dict_path(path) for path in json.loads(described.read_text())["mutations"]]
     identity = {"member", "seed", "env_config.seed"}
     paths = {path for e in exploits for path in e.changes} - identity
     if not paths:
@@ -191,12 +188,12 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
 
     curves = ((SUCCESS_KEYS, "full-task success (curriculum evaluation slice)"), (SCORE_KEYS, "score"),
               (FREELOADING_KEYS, "freeloading index"), (LEVEL_KEYS, "curriculum level (mean)"))
-    for k, (keys, title) in enumerate(curves):
+    for k, (curve_keys, title) in enumerate(curves):
         ax = fig.add_subplot(grid[1 + k // 2, (k % 2) * 2:(k % 2) * 2 + 2])
         for m in members:
-            ax.plot(*m.env_steps_series(keys), color=colours[m.tag], label=f"member {m.index}")
-        if baseline is not None and keys in (SUCCESS_KEYS, FREELOADING_KEYS):
-            ax.plot(*baseline.env_steps_series(keys), "k--", label="baseline (one member, no PBT)")
+            ax.plot(*m.env_steps_series(curve_keys), color=colours[m.tag], label=f"member {m.index}")
+        if baseline is not None and curve_keys in (SUCCESS_KEYS, FREELOADING_KEYS):
+            ax.plot(*baseline.env_steps_series(curve_keys), "k--", label="baseline (one member, no PBT)")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("env steps per member", fontsize=8)
         ax.grid(alpha=0.3)
@@ -209,7 +206,7 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
             points = [(row["training_iteration"], flat[path]) for row in m.rows
                       if path in (flat := flatten(row.get("config", {})))]
             if points:
-                ax.step(*zip(*points), where="post", color=colours[m.tag])
+                ax.step(*zip(*points, strict=True), where="post", color=colours[m.tag])
         ax.set_title(short_name(path), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from population import result_keys as keys
 from population.config import ExperimentConfig, ExperimentConfigError, load_experiment
 
 EXIT_INVALID_CONFIG = 2
@@ -75,7 +76,7 @@ class StopCondition:
         self.iterations, self.env_steps, self.time_s = stop.training_iterations, stop.env_steps, stop.time_s
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        steps = result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0)
+        steps = keys.result_value(result, keys.ENV_STEPS, 0)
         return bool(
             (self.iterations is not None and result["training_iteration"] >= self.iterations)
             or (self.env_steps is not None and steps >= self.env_steps)
@@ -152,23 +153,23 @@ def progress_reporter(experiment: ExperimentConfig, plan) -> object:
 
     metrics = {
         "training_iteration": "iter",
-        "env_runners/num_env_steps_sampled_lifetime": "env steps",
-        "env_runners/mapush/success_rate": "success",
-        "curriculum/full_task_success_rate": "full-task success",
-        "curriculum/level_mean": "level",
-        "env_runners/mapush/freeloading_index": "freeloading",
-        "pbt/score": "score",
+        keys.ENV_STEPS: "env steps",
+        keys.SUCCESS_RATE: "success",
+        keys.FULL_TASK_SUCCESS: "full-task success",
+        keys.LEVEL_MEAN: "level",
+        keys.FREELOADING_INDEX: "freeloading",
+        keys.SCORE: "score",
     }
     parameters = {"member": "member"}
     if plan is not None:  # the mutated values users look at first: entropy, then collision and OCB scales
         def rank(path: str) -> int:
             return next((i for i, key in enumerate(("entropy", "collision", "ocb", "lr")) if key in path), 9)
 
-        pairs = sorted(zip(plan.mutations, plan.rllib_mutations), key=lambda pair: rank(pair[0].path))
-        for mutation, rllib in pairs[:5]:
-            parts = mutation.path.split(".")
+        locations = plan.trial_config_locations()
+        for path in sorted(locations, key=rank)[:5]:
+            parts = path.split(".")
             owner = next((p for p in parts if p.startswith(("agent_", "policy_"))), "")
-            parameters[rllib.path.replace(".", "/")] = f"{parts[-1]} {owner}".strip()
+            parameters[locations[path].replace(".", "/")] = f"{parts[-1]} {owner}".strip()
     return tune.CLIReporter(metric_columns=metrics, parameter_columns=parameters, max_report_frequency=30,
                             sort_by_metric=plan is not None)
 
@@ -214,7 +215,7 @@ def describe_resumed(path: Path) -> str:
         rows = (trial / "result.json").read_text().splitlines()
         last = json.loads(rows[-1]) if rows else {}
         checkpoints = sorted(trial.glob("checkpoint_*"))
-        level = last.get("curriculum", {}).get("level_mean")
+        level = keys.result_value(last, keys.LEVEL_MEAN)
         lines.append(
             f"  {trial.name}: iteration {last.get('training_iteration', 0)}, "
             f"newest checkpoint {checkpoints[-1].name if checkpoints else 'none'}"
@@ -237,10 +238,10 @@ def summarize(results) -> tuple[int, list[dict]]:
             "member": member,
             "checkpoint": result.checkpoint.path if result.checkpoint else None,
             "training_iteration": metrics.get("training_iteration"),
-            "env_steps": metrics.get("env_runners", {}).get("num_env_steps_sampled_lifetime"),
-            "success_rate": metrics.get("env_runners", {}).get("mapush", {}).get("success_rate"),
-            "full_task_success_rate": metrics.get("curriculum", {}).get("full_task_success_rate"),
-            "score": metrics.get("pbt", {}).get("score"),
+            "env_steps": keys.result_value(metrics, keys.ENV_STEPS),
+            "success_rate": keys.result_value(metrics, keys.SUCCESS_RATE),
+            "full_task_success_rate": keys.result_value(metrics, keys.FULL_TASK_SUCCESS),
+            "score": keys.result_value(metrics, keys.SCORE),
         })
     return status, rows
 
@@ -298,12 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         experiment = load_experiment(args.config, storage=args.storage, overrides=args.overrides)
-        algorithm_config = build_algorithm_config(experiment)
         plan = None
         if experiment.pbt is not None:
             from population.members import plan_population
 
-            plan = plan_population(experiment)
+            plan = plan_population(experiment)  # every mutated value written out, per agent and per policy
+        algorithm_config = build_algorithm_config(plan.experiment if plan is not None else experiment)
     except (ExperimentConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_CONFIG

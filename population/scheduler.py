@@ -6,7 +6,8 @@ quantile). Two things differ here:
 
 - **Who is replaced** (`_quantiles`): only the bottom members that are *clearly* worse than the leader
   (`population.exploit.replacement_split`, DexPBT's double threshold), so evaluation noise causes no churn.
-  This is the one Tune method overridden; everything else (checkpoint hand-over, pausing, logs
+  This is one of the hooks of `PopulationBasedTrainingWithHooks` (`mapush_rllib.ray_compat`); everything else
+  (checkpoint hand-over, pausing, logs
   `pbt_global.txt` / `pbt_policy_<trial>.txt`) is Tune's, except that the logs of a resumed run are first
   brought back from the run folder (`population.tune_logs`).
 - **How they are mutated** (`MemberExplorer`, Tune's public `custom_explore_fn` hook with no built-in
@@ -16,45 +17,55 @@ quantile). Two things differ here:
 
 from __future__ import annotations
 
+import copy
 import logging
-import math
 import os
 import random
 
-from ray.tune.schedulers import PopulationBasedTraining
-
+from mapush_rllib.ray_compat import PopulationBasedTrainingWithHooks
 from population.exploit import replacement_split
 from population.explore import Mutation, explore, get_path, set_path
+from population.result_keys import SCORE
 from population.tune_logs import restore_pbt_history
 
 logger = logging.getLogger(__name__)
-SCORE_METRIC = "pbt/score"
+SCORE_METRIC = SCORE
 #: Config entries that make a member itself: a member copying a donor's weights and hyperparameters keeps
 #: its own index and seeds, so two members never replay the same random streams.
 IDENTITY_PATHS = ("member", "seed", "env_config.seed")
 
 
 class MemberExplorer:
-    """Tune's `custom_explore_fn`: mutates the RLlib config dict of a member that copies a donor."""
+    """Tune's `custom_explore_fn`: mutates the trial config of a member that copies a donor.
 
-    def __init__(self, mutations: list[Mutation], *, seed: int, resample_probability: float,
-                 factor_range: tuple[float, float]) -> None:
+    Mutations and logs speak experiment paths; `locations` says where each lives in the trial config.
+    """
+
+    def __init__(self, mutations: list[Mutation], locations: dict[str, str], *, seed: int,
+                 resample_probability: float, factor_range: tuple[float, float]) -> None:
         self.mutations = mutations
+        self.locations = locations
         self.rng = random.Random(seed)
         self.resample_probability = resample_probability
         self.factor_range = factor_range
 
     def __call__(self, config: dict) -> dict:
-        new, operations = explore(
-            config, self.mutations, self.rng,
+        values: dict = {}  # the mutated values, laid out as in the experiment file
+        for mutation in self.mutations:
+            set_path(values, mutation.path, get_path(config, self.locations[mutation.path]))
+        values, operations = explore(
+            values, self.mutations, self.rng,
             resample_probability=self.resample_probability, factor_range=self.factor_range,
         )
+        new = copy.deepcopy(config)
+        for mutation in self.mutations:
+            set_path(new, self.locations[mutation.path], get_path(values, mutation.path))
         for path, operation in operations.items():
             logger.info("[explore] member %s %s: %s", config.get("member"), path, operation)
         return new
 
 
-class ConservativePBT(PopulationBasedTraining):
+class ConservativePBT(PopulationBasedTrainingWithHooks):
     """PBT whose bottom members are replaced only when clearly worse than the leader (see module docstring)."""
 
     def __init__(self, *, threshold_std: float, threshold_abs: float, **kwargs) -> None:
@@ -63,29 +74,21 @@ class ConservativePBT(PopulationBasedTraining):
         self.threshold_abs = threshold_abs
         self._history_restored_by: int | None = None  # the driver process (the scheduler may be unpickled)
 
-    def _get_new_config(self, trial, trial_to_clone):  # noqa: ANN001, ANN202 -- Tune's signature
-        new_config, operations = super()._get_new_config(trial, trial_to_clone)
+    def keep_member_identity(self, new_config: dict, own_config: dict) -> None:
         for path in IDENTITY_PATHS:
             try:
-                set_path(new_config, path, get_path(trial.config, path))
+                set_path(new_config, path, get_path(own_config, path))
             except KeyError:
                 continue
-        return new_config, operations
 
-    def _log_config_on_step(self, trial_state, new_state, trial, trial_to_clone, new_config):  # noqa: ANN001, ANN202
+    def before_exploit_logged(self, trial) -> None:  # noqa: ANN001 -- a Tune Trial
         if self._history_restored_by != os.getpid():  # first exploit of this driver: keep a resumed run's history
             restore_pbt_history(trial)
             self._history_restored_by = os.getpid()
-        super()._log_config_on_step(trial_state, new_state, trial, trial_to_clone, new_config)
 
-    def _quantiles(self):  # noqa: ANN202 -- Tune's signature: (lower, upper) lists of trials
-        scores = {
-            trial: state.last_score
-            for trial, state in self._trial_state.items()
-            if state.last_score is not None and not math.isnan(state.last_score) and not trial.is_finished()
-        }
+    def split_population(self, scores: dict, quantile_fraction: float) -> tuple[list, list]:
         replaced, donors = replacement_split(
-            scores, quantile_fraction=self._quantile_fraction,
+            scores, quantile_fraction=quantile_fraction,
             threshold_std=self.threshold_std, threshold_abs=self.threshold_abs,
         )
         if replaced:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from population import result_keys as keys
 from population.exploit import member_score
 from population.pbt_config import ScoreConfig
 
@@ -20,21 +21,21 @@ def _number(value: Any) -> float:
 
 
 class ScoreFunction:
-    """Picklable `on_train_result` callable (it travels to every trial) that adds `result["pbt"]`."""
+    """Picklable `on_train_result` callable (it travels to every trial) that adds `pbt/...` to the result."""
 
     def __init__(self, weights: ScoreConfig, *, top_level: int) -> None:
         self.weights = weights
         self.top_level = max(1, top_level)
 
     def __call__(self, *, result: dict, **kwargs: Any) -> None:
-        curriculum = result.get("curriculum", {})
-        success = _number(curriculum.get("full_task_success_rate"))
-        progress = min(1.0, _number(curriculum.get("level_mean")) / self.top_level)
-        task = result.get("env_runners", {}).get("mapush", {})
-        freeloading = _number(task.get("freeloading_index"))
-        task_progress = _number(task.get("task_progress"))
-        result["pbt"] = {
-            "score": member_score(success, progress, freeloading, task_progress, **self.weights.model_dump()),
+        success = _number(keys.result_value(result, keys.FULL_TASK_SUCCESS))
+        progress = min(1.0, _number(keys.result_value(result, keys.LEVEL_MEAN)) / self.top_level)
+        freeloading = _number(keys.result_value(result, keys.FREELOADING_INDEX))
+        task_progress = _number(keys.result_value(result, keys.TASK_PROGRESS))
+        result[keys.PBT] = {
+            keys.SCORE_NAME: member_score(
+                success, progress, freeloading, task_progress, **self.weights.model_dump()
+            ),
             "full_task_success": success,
             "curriculum_progress": progress,
             "task_progress": task_progress,

@@ -27,6 +27,8 @@ import pyarrow.fs
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.result import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 
+from mapush_rllib.ray_compat import csv_logger_continue, json_logger_reopen
+
 PBT_HISTORY_PREFIX = "pbt_"
 
 
@@ -44,20 +46,19 @@ class ResultJsonLogger(JsonLoggerCallback):
             super().log_trial_start(trial)
             return
         self.update_config(trial, trial.config)  # params.json: the config after an exploit
-        if trial not in self._trial_files:  # restarted after a failure ended it: the staging file is complete
-            self._trial_files[trial] = Path(trial.local_path, EXPR_RESULT_FILE).open("at")
+        # restarted after a failure ended it: the staging file is complete, append to it
+        json_logger_reopen(self, trial, Path(trial.local_path, EXPR_RESULT_FILE))
 
 
 class ProgressCsvLogger(CSVLoggerCallback):
     """Tune's `progress.csv` logger, continuing an existing file in the columns of its header."""
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:  # noqa: ANN001 -- Tune's signature
-        if trial not in self._trial_files:
-            self._setup_trial(trial)
-        if self._trial_csv[trial] is None and self._trial_continue[trial]:
+        def read_header() -> list[str]:
             with open(Path(trial.local_path, EXPR_PROGRESS_FILE), newline="") as existing:
-                header = next(csv.reader(existing))
-            self._trial_csv[trial] = csv.DictWriter(self._trial_files[trial], header)
+                return next(csv.reader(existing))
+
+        csv_logger_continue(self, trial, read_header)
         super().log_trial_result(iteration, trial, result)
 
 

@@ -2,7 +2,7 @@
 
 A backend simulates N envs x 2 agents and nothing else: it knows no rewards, targets, episodes or
 observations. Everything MAPush-specific (reset distributions, observations, termination, rewards,
-metrics) lives in `mapush_rllib.sim.vec_env`, computed from the state a backend reports, so it is the
+metrics) lives in `mapush_rllib.task.vec_env`, computed from the state a backend reports, so it is the
 same on every backend (embedded MuJoCo, MuJoCo Warp on a GPU, Isaac Gym behind the simulator server).
 
 Arrays are numpy on CPU backends and torch tensors on GPU backends; the task layer reads either with

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from mapush_rllib.config import NUM_AGENTS, ServerConfig, SimConfig
 from mapush_rllib.sim import ipc
 from mapush_rllib.sim.backend import PhysicsBackend
+from mapush_rllib.sim.config import NUM_AGENTS, ServerConfig, SimConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../mapush_rllib
 LOG_TAIL_LINES = 25
@@ -88,7 +88,9 @@ class ServerBackend(PhysicsBackend):
         self.log_path = self.run_dir / f"simulator-server-{hosted}-{os.getpid()}-{id(self):x}.log"
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
-        command = [self.python, "-u", "-m", "mapush_rllib.sim.server", "--fd-in", str(request_r), "--fd-out", str(reply_w)]
+        command = [
+            self.python, "-u", "-m", "mapush_rllib.sim.server", "--fd-in", str(request_r), "--fd-out", str(reply_w)
+        ]
         try:
             with open(self.log_path, "wb") as log:
                 self.process = subprocess.Popen(
@@ -223,7 +225,8 @@ class ServerBackend(PhysicsBackend):
             self.process.kill()
             status = self.process.wait()
         how = f"was killed by {signal.Signals(-status).name}" if status < 0 else f"exited with status {status}"
-        self._dead = f"simulator server ({self.hosted}, pid {self.process.pid}, {self.python}) {how}.\n" + self._log_tail()
+        server = f"simulator server ({self.hosted}, pid {self.process.pid}, {self.python})"
+        self._dead = f"{server} {how}.\n" + self._log_tail()
         return SimulatorServerError(self._dead)
 
     def _log_tail(self) -> str:

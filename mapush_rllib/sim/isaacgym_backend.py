@@ -2,7 +2,7 @@
 walk-these-ways locomotion policy) as a `PhysicsBackend`. It runs inside the simulator server, in the user's
 Isaac Gym Python (3.8); see docs/isaacgym.md.
 
-How MAPush's env is driven (file references are to collaborative-mapush/MAPush, spec = shared mapush-task.md):
+How MAPush's env is driven (file references are to collaborative-mapush/MAPush, spec = docs/mapush-task.md):
 - Built with MAPush's `make_mqe_env("go1push_mid", args, custom_cfg)` (mqe/envs/utils.py), `args` from MAPush's
   own `mqe.utils.get_args`, so the sim parameters are exactly MAPush's (5 ms PhysX steps, decimation 4).
 - `step(commands)` calls the unwrapped `Go1Object.step` with the (E*A, 3) commands. Go1.step clips them to
@@ -29,7 +29,6 @@ Valid Python 3.8; imports only numpy at module level (Isaac Gym must be imported
 """
 
 import copy
-import math
 import os
 import sys
 import tempfile
@@ -48,6 +47,18 @@ PARK_XY_M = (-10.0, -10.0)  # first parking spot, relative to the box's reset po
 PARK_SPACING_M = 4.5  # parked boxes sit in a row along +y (box sides are at most 4 m)
 CONTACT_GATE_M = 0.45  # robot base within this of the box surface: its body contact counts as pushing
 FALL_THRESHOLDS = {"roll": 0.8, "pitch": 1.6, "z_wave": 0.35}  # spec §1.4; MAPush's cfg values win if present
+
+#: Isaac Gym's actor root state, 13 numbers per actor: position, quaternion (x, y, z, w), linear and angular velocity.
+ROOT_STATE_SIZE = 13
+ROOT_POS = slice(0, 3)
+ROOT_XY = slice(0, 2)
+ROOT_Z = 2
+ROOT_QUAT = slice(3, 7)
+ROOT_QUAT_W = 6
+ROOT_QUAT_AS_WXYZ = [6, 3, 4, 5]  # indices that reorder (x, y, z, w) to the backend contract's (w, x, y, z)
+ROOT_LIN_VEL = slice(7, 10)
+ROOT_LIN_VEL_XY = slice(7, 9)
+ROOT_YAW_RATE = 12  # angular velocity about z
 
 #: MAPush files the env loads; Git LFS pointers or missing files fail env creation in obscure ways.
 REQUIRED_ASSETS = (
@@ -302,17 +313,17 @@ class IsaacGymBackend(PhysicsBackend):
         env.reset_idx(_index(env.all_root_states, ids))  # MAPush: joints, gait clock, locomotion history
 
         origin = self._origin[ids]
-        agents = np.zeros((n, A, 13))
-        agents[..., :2] = agent_pose[..., :2] + origin[:, None, :2]
-        agents[..., 2] = origin[:, None, 2] + self._agent_z0
-        agents[..., 3:7] = _yaw_quat_xyzw(agent_pose[..., 2])
-        agents[..., 7:9] = agent_vel[..., :2]
-        agents[..., 12] = agent_vel[..., 2]
-        box = np.zeros((n, 13))
-        box[:, :3] = box_pose[:, :3] + origin
-        box[:, 3:7] = _yaw_quat_xyzw(box_pose[:, 3])
+        agents = np.zeros((n, A, ROOT_STATE_SIZE))
+        agents[..., ROOT_XY] = agent_pose[..., :2] + origin[:, None, :2]
+        agents[..., ROOT_Z] = origin[:, None, 2] + self._agent_z0
+        agents[..., ROOT_QUAT] = _yaw_quat_xyzw(agent_pose[..., 2])
+        agents[..., ROOT_LIN_VEL_XY] = agent_vel[..., :2]
+        agents[..., ROOT_YAW_RATE] = agent_vel[..., 2]
+        box = np.zeros((n, ROOT_STATE_SIZE))
+        box[:, ROOT_POS] = box_pose[:, :3] + origin
+        box[:, ROOT_QUAT] = _yaw_quat_xyzw(box_pose[:, 3])
         rows = [self._agent_rows[ids].reshape(-1), self._npc_rows[ids, self._active_npc[ids]]]
-        states = [agents.reshape(-1, 13), box]
+        states = [agents.reshape(-1, ROOT_STATE_SIZE), box]
         for slot in self._box_npcs:  # every inactive box back to its parking spot
             idle = self._active_npc[ids] != slot
             if idle.any():
@@ -327,17 +338,17 @@ class IsaacGymBackend(PhysicsBackend):
         env.step(_like(env.all_root_states, commands))
 
     def state(self) -> Dict[str, np.ndarray]:
-        env, E, A = self.env, self.num_envs, self.num_agents
+        env, E = self.env, self.num_envs
         root = _numpy(env.all_root_states).astype(np.float64)
-        box = root[self._npc_rows[np.arange(E), self._active_npc]]  # (E, 13)
-        agents = root[self._agent_rows]  # (E, A, 13)
-        box_pos = box[:, :3] - self._origin
-        agent_pos = agents[..., :3] - self._origin[:, None]
-        roll, pitch, yaw = _euler_from_quat_xyzw(agents[..., 3:7])
+        box = root[self._npc_rows[np.arange(E), self._active_npc]]  # (E, ROOT_STATE_SIZE)
+        agents = root[self._agent_rows]  # (E, A, ROOT_STATE_SIZE)
+        box_pos = box[:, ROOT_POS] - self._origin
+        agent_pos = agents[..., ROOT_POS] - self._origin[:, None]
+        roll, pitch, yaw = _euler_from_quat_xyzw(agents[..., ROOT_QUAT])
 
         forces = _numpy(env.contact_forces).astype(np.float64).reshape(E, -1, 3)
         push = np.linalg.norm(forces[:, self._agent_bodies, :2].sum(axis=2), axis=-1)  # (E, A)
-        box_yaw = _euler_from_quat_xyzw(box[:, 3:7])[2]
+        box_yaw = _euler_from_quat_xyzw(box[:, ROOT_QUAT])[2]
         rel = agent_pos[..., :2] - box_pos[:, None, :2]
         c, s = np.cos(-box_yaw)[:, None], np.sin(-box_yaw)[:, None]
         local = np.stack([c * rel[..., 0] - s * rel[..., 1], s * rel[..., 0] + c * rel[..., 1]], axis=-1)
@@ -350,12 +361,12 @@ class IsaacGymBackend(PhysicsBackend):
         )
         return {
             "box_pos": box_pos,
-            "box_quat": box[:, [6, 3, 4, 5]],  # Isaac Gym (x, y, z, w) -> (w, x, y, z)
-            "box_lin_vel": box[:, 7:10],
+            "box_quat": box[:, ROOT_QUAT_AS_WXYZ],
+            "box_lin_vel": box[:, ROOT_LIN_VEL],
             "agent_pos": agent_pos,
             "agent_yaw": yaw,
-            "agent_lin_vel": agents[..., 7:9],
-            "agent_yaw_rate": agents[..., 12],
+            "agent_lin_vel": agents[..., ROOT_LIN_VEL_XY],
+            "agent_yaw_rate": agents[..., ROOT_YAW_RATE],
             "agent_box_force": np.where(outside < CONTACT_GATE_M, push, 0.0),
             "agent_fallen": fallen.astype(np.float64),
         }
@@ -439,7 +450,8 @@ class IsaacGymBackend(PhysicsBackend):
     def _variant_slot(self, env_id: int, size: np.ndarray, mass: float) -> int:
         for k, (v_size, v_mass) in enumerate(self.variants):
             same_size = np.all(np.abs(size[:2] - v_size) <= VARIANT_TOLERANCE)
-            if same_size and abs(size[2] - self.box_height_m) <= VARIANT_TOLERANCE and abs(mass - v_mass) <= VARIANT_TOLERANCE:
+            same_height = abs(size[2] - self.box_height_m) <= VARIANT_TOLERANCE
+            if same_size and same_height and abs(mass - v_mass) <= VARIANT_TOLERANCE:
                 return self._variant_npc[k]
         built = ", ".join("{} m / {} kg".format(s, m) for s, m in self.variants)
         raise ValueError(
@@ -452,9 +464,9 @@ class IsaacGymBackend(PhysicsBackend):
 
     def _parked_states(self, env_ids: np.ndarray, slots: np.ndarray) -> np.ndarray:
         order = {slot: k for k, slot in enumerate(self._box_npcs)}
-        states = np.zeros((len(env_ids), 13))
-        states[:, :3] = self._origin[env_ids] + self.park_offsets[[order[int(s)] for s in slots]]
-        states[:, 6] = 1.0  # identity quaternion (x, y, z, w)
+        states = np.zeros((len(env_ids), ROOT_STATE_SIZE))
+        states[:, ROOT_POS] = self._origin[env_ids] + self.park_offsets[[order[int(s)] for s in slots]]
+        states[:, ROOT_QUAT_W] = 1.0  # identity quaternion
         return states
 
     def _write_root_states(self, rows: np.ndarray, states: np.ndarray, env_ids: np.ndarray) -> None:

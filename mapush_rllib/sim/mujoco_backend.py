@@ -13,8 +13,8 @@ import mujoco
 import mujoco.batch
 import numpy as np
 
-from mapush_rllib.config import NUM_AGENTS, PhysicsConfig
 from mapush_rllib.sim.backend import PhysicsBackend
+from mapush_rllib.sim.config import NUM_AGENTS, PhysicsConfig
 from mapush_rllib.sim.mujoco_scene import agent_centre_height_m, combined_box_friction, scene_xml
 
 # qpos layout: box free joint (x, y, z, qw, qx, qy, qz), then (x, y, yaw) per agent.

@@ -13,7 +13,7 @@ a lower one, so MuJoCo's max picks the PhysX-averaged value (spec §1.2).
 
 from __future__ import annotations
 
-from mapush_rllib.config import NUM_AGENTS, PhysicsConfig
+from mapush_rllib.sim.config import NUM_AGENTS, PhysicsConfig
 
 AGENT_CLEARANCE_M = 0.05  # gap between the floor and an agent's collision body
 
@@ -53,7 +53,9 @@ def scene_xml(physics: PhysicsConfig, box_size_m: float = 1.2, box_mass_kg: floa
               forcelimited="true" forcerange="{-force} {force}"/>
     <velocity name="agent{i}_wz" site="agent{i}_base" gear="0 0 0 0 0 1" kv="{physics.agent_yaw_gain}"
               forcelimited="true" forcerange="{-torque} {torque}"/>""")
-        sensors.append(f'\n    <contact name="agent{i}_box" geom1="agent{i}" geom2="box" data="force" reduce="netforce"/>')
+        sensors.append(
+            f'\n    <contact name="agent{i}_box" geom1="agent{i}" geom2="box" data="force" reduce="netforce"/>'
+        )
     return f"""<mujoco model="mapush_go1push_mid">
   <compiler angle="radian"/>
   <option timestep="{physics.physics_dt_s}" iterations="{physics.solver_iterations}" ls_iterations="10"

@@ -38,7 +38,7 @@ HOSTED_BACKENDS = ("mujoco", "isaacgym")
 def build_backend(name: str, num_envs: int, options: Dict[str, Any]) -> PhysicsBackend:
     """The backend `name` for `num_envs` envs. Imports happen here, so the server needs only what it hosts."""
     if name == "mujoco":
-        from mapush_rllib.config import PhysicsConfig
+        from mapush_rllib.sim.config import PhysicsConfig
         from mapush_rllib.sim.mujoco_backend import MujocoBackend
 
         physics = PhysicsConfig.model_validate(options.get("physics", {}))

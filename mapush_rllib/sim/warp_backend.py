@@ -33,8 +33,8 @@ import mujoco_warp as mjw
 import torch
 import warp as wp
 
-from mapush_rllib.config import NUM_AGENTS, PhysicsConfig
 from mapush_rllib.sim.backend import PhysicsBackend
+from mapush_rllib.sim.config import NUM_AGENTS, PhysicsConfig
 from mapush_rllib.sim.mujoco_backend import AGENT_QPOS0, AGENT_QVEL0, BOX_QVEL_LIN
 from mapush_rllib.sim.mujoco_scene import agent_centre_height_m, combined_box_friction, scene_xml
 

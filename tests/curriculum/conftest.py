@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from mapush_rllib.config import PhysicsConfig, TaskConfig
-
 from curriculum import CurriculumConfig, CurriculumScheduler
+from mapush_rllib.sim.config import PhysicsConfig
+from mapush_rllib.task.config import TaskConfig
 
 torch.set_num_threads(1)
 

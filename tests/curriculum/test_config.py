@@ -5,10 +5,11 @@ import torch
 import yaml
 from pydantic import ValidationError
 
-from mapush_rllib.config import PhysicsConfig, TaskConfig, format_validation_error
-from mapush_rllib.sim.task_params import TaskParamError, TaskParams
-
 from curriculum import CurriculumConfig, CurriculumConfigError, build_level_table
+from mapush_rllib.sim.config import PhysicsConfig
+from mapush_rllib.sim.schema import format_validation_error
+from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.task.task_params import TaskParamError, TaskParams
 
 
 def load(text: str) -> CurriculumConfig:

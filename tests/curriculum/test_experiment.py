@@ -13,7 +13,7 @@ import torch
 
 from curriculum import CurriculumScheduler
 from mapush_rllib.env import make_vec_env
-from population.config import ExperimentConfigError, load_experiment
+from population.config import load_experiment
 from population.curriculum_hooks import nest, result_metrics
 from population.run import build_algorithm_config, main
 
@@ -86,7 +86,7 @@ def test_every_env_runners_simulator_gets_its_own_scheduler(enabled: bool) -> No
     )
     env_config = build_algorithm_config(experiment).env_config
     env_config = pickle.loads(pickle.dumps(env_config))  # it crosses process boundaries (factory pickled by name)
-    env = make_vec_env(env_config, num_envs=8, env_id_offset=16)  # runner 2's envs
+    env = make_vec_env(env_config, env_id_offset=16)  # runner 2's envs
     schedule = env.task_schedule
     assert isinstance(schedule, CurriculumScheduler)
     assert schedule.env_id_offset == 16 and schedule.seed == experiment.run.seed

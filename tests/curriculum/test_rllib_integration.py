@@ -322,23 +322,23 @@ def test_stock_runner_restores_and_restarts_its_episodes(tmp_path, local_ray) ->
         path = algo.save_to_path(tmp_path / "checkpoint")
         algo.train()
         algo.train()  # 64 steps: every env ends an episode (50 steps) and draws its next task
-        assert any(not torch.equal(a["draws"], b["draws"]) for a, b in zip(runner_states(algo)[0], saved))
+        assert any(not torch.equal(a["draws"], b["draws"]) for a, b in zip(runner_states(algo)[0], saved, strict=True))
 
         algo.restore_from_path(path)
-        for restored, expected in zip(runner_states(algo)[0], saved):
+        for restored, expected in zip(runner_states(algo)[0], saved, strict=True):
             assert_same_state(restored, expected)
         result = algo.train()  # every sub-env starts a new episode first: one more draw each
         assert result["training_iteration"] == 3
         assert episode_steps(algo) == {0: [32] * 4}  # (continued episodes would be 64 + 32 - 50 = 46 steps in)
-        for now, expected in zip(runner_states(algo)[0], saved):
+        for now, expected in zip(runner_states(algo)[0], saved, strict=True):
             assert torch.equal(now["draws"], expected["draws"] + 1)
 
         # Rebuilt envs (make_env) start from scratch; the next training step gives them their state back.
         before = runner_states(algo)[0]
         algo.env_runner_group.foreach_env_runner(lambda r: r.make_env(), local_env_runner=True)
-        assert any(not torch.equal(a["draws"], b["draws"]) for a, b in zip(runner_states(algo)[0], before))
+        assert any(not torch.equal(a["draws"], b["draws"]) for a, b in zip(runner_states(algo)[0], before, strict=True))
         algo.sync_env_state()
-        for now, expected in zip(runner_states(algo)[0], before):
+        for now, expected in zip(runner_states(algo)[0], before, strict=True):
             assert_same_state(now, expected)
         assert algo.train()["curriculum"]["env_runner_restores"] == 1
 
@@ -349,7 +349,7 @@ def test_stock_runner_restores_and_restarts_its_episodes(tmp_path, local_ray) ->
         try:
             assert all(state["seed"] == 1 for state in runner_states(member)[0])
             member.restore_from_path(path)
-            for now, expected in zip(runner_states(member)[0], saved):
+            for now, expected in zip(runner_states(member)[0], saved, strict=True):
                 assert_same_state(now, expected)
         finally:
             member.stop()

@@ -58,7 +58,7 @@ def test_state_round_trip_through_a_file_continues_bit_exactly(make_scheduler, t
     # Same outcomes from here on -> same tasks, levels, windows and RNG counters, step for step.
     ahead = drive(original, 60, torch.Generator().manual_seed(1))
     again = drive(restored, 60, torch.Generator().manual_seed(1))
-    for a, b in zip(ahead, again):
+    for a, b in zip(ahead, again, strict=True):
         assert all(torch.equal(a[key], b[key]) for key in a)
     assert_same_state(original.state_dict(), restored.state_dict())
     if name == "off":

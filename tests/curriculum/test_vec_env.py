@@ -2,11 +2,11 @@
 
 import torch
 
-from mapush_rllib.config import SimConfig, TaskConfig
-from mapush_rllib.scripted import ScriptedPushPolicy
-from mapush_rllib.sim.vec_env import MAPushVecEnv
-
 from curriculum import CurriculumConfig, CurriculumScheduler
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.task.scripted import ScriptedPushPolicy
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 NUM_ENVS = 8
 EVAL_ENVS = [3, 7]  # eval_fraction 0.25: every 4th global env id
@@ -29,7 +29,7 @@ def physical_box(env):
 def test_levels_drive_the_task_params_and_the_simulated_box():
     sim = SimConfig(num_envs=NUM_ENVS, num_threads=1)
     scheduler = CurriculumScheduler(CONFIG, TaskConfig(), sim.physics, num_envs=NUM_ENVS, seed=0)
-    env = MAPushVecEnv(sim, TaskConfig(), num_envs=NUM_ENVS, seed=0, task_schedule=scheduler)
+    env = MAPushVecEnv(sim, TaskConfig(), seed=0, task_schedule=scheduler)
     policy = ScriptedPushPolicy()
     train = torch.ones(NUM_ENVS, dtype=torch.bool)
     train[EVAL_ENVS] = False
@@ -79,14 +79,14 @@ def test_restored_state_drives_a_fresh_env_after_its_reset():
     """The restore recipe for a new process or a recreated env runner: build, load the state, reset the env."""
     sim = SimConfig(num_envs=NUM_ENVS, num_threads=1)
     scheduler = CurriculumScheduler(CONFIG, TaskConfig(), sim.physics, num_envs=NUM_ENVS, seed=0)
-    env = MAPushVecEnv(sim, TaskConfig(), num_envs=NUM_ENVS, seed=0, task_schedule=scheduler)
+    env = MAPushVecEnv(sim, TaskConfig(), seed=0, task_schedule=scheduler)
     policy = ScriptedPushPolicy()
     while int(scheduler.promotions) < 3:
         env.step(policy(env.obs, env.episode_box_size))
     state = scheduler.state_dict()
 
     fresh = CurriculumScheduler(CONFIG, TaskConfig(), sim.physics, num_envs=NUM_ENVS, seed=0)
-    new_env = MAPushVecEnv(sim, TaskConfig(), num_envs=NUM_ENVS, seed=0, task_schedule=fresh)
+    new_env = MAPushVecEnv(sim, TaskConfig(), seed=0, task_schedule=fresh)
     assert torch.allclose(new_env.episode_box_size[0], SIZES[0])  # built at level 0
     fresh.load_state_dict(state)
     assert torch.equal(fresh.levels, scheduler.levels) and torch.equal(fresh.window, scheduler.window)

@@ -2,7 +2,7 @@
 
 Isaac Gym cannot be installed here (NVIDIA download, CUDA GPU, Python <= 3.8), so the Isaac Gym backend
 (`mapush_rllib.sim.isaacgym_backend`) is tested against this double. It reproduces the *interface* the
-adapter uses -- names, call order, tensor layouts and shapes -- as documented in shared/research/mapush-task.md
+adapter uses -- names, call order, tensor layouts and shapes -- as documented in docs/mapush-task.md
 and read in collaborative-mapush/MAPush @0e61e1b (cited per item below); its dynamics are trivially simple.
 
 Reproduced:
@@ -285,7 +285,6 @@ class FakeGo1Object(object):
         self.compute_observations()
 
     def check_termination(self):
-        E, A, N = self.num_envs, self.num_agents, self.num_npcs
         root = _np(self.all_root_states).astype(np.float64)
         agents = root[_np(self.agent_indices).astype(np.int64)]
         npcs = root[_np(self.npc_indices).astype(np.int64)]
@@ -359,7 +358,8 @@ class FakeGo1Object(object):
             rel = agents[..., :2] - box[:, None, :2]
             reach = self.box_sizes[:, slot][:, None] / 2 + 0.3
             touching = (np.abs(rel) < reach[..., None]).all(axis=-1)  # (E, A)
-            drag = np.where(touching[..., None], velocity, 0.0).sum(axis=1) / np.maximum(touching.sum(axis=1), 1)[:, None]
+            pushers = np.maximum(touching.sum(axis=1), 1)[:, None]
+            drag = np.where(touching[..., None], velocity, 0.0).sum(axis=1) / pushers
             state[npc_rows[:, slot], 7:9] = drag
             state[npc_rows[:, slot], :2] += drag * self.sim_dt
             direction = -rel / np.maximum(np.linalg.norm(rel, axis=-1, keepdims=True), 1e-6)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mapush_rllib.algorithm import env_state_digest
+from mapush_rllib.training import config_dict_path
 from population.explore import get_path
-from population.pbt_config import rllib_path
 
 from .conftest import ENV, REPO, finish, result_rows, start_run, summary_of, trial_dirs
 
@@ -76,7 +76,8 @@ def test_exploited_members_run_their_new_values_read_from_learners_and_envs(popu
     """Tune's log can list exploit decisions that a later one superseded (rllib.md §4), so the evidence is what
     each member reports: after an exploit it runs new values, and learner and envs hold exactly those."""
     experiment_dir, _ = population_run
-    paths = [rllib_path(path) for path in json.loads((experiment_dir / "population.json").read_text())["mutations"]]
+    described = json.loads((experiment_dir / "population.json").read_text())
+    paths = [config_dict_path(path) for path in described["mutations"]]
     changed = 0
     for member, directory in member_dirs(experiment_dir).items():
         rows = result_rows(directory)
@@ -160,7 +161,7 @@ def test_report_draws_the_lineage_and_the_best_members_rollout(population_run, t
     assert curves["members"]["best"] == summary["best_member"] and curves["members"]["worst"] is not None
     steps = [row["env_runners"]["num_env_steps_sampled_lifetime"] for row in baseline_rows]
     for i, mark in enumerate(curves["env_steps"]):  # the baseline's last result at or before each mark
-        row = next((r for r, at in zip(reversed(baseline_rows), reversed(steps)) if at <= mark), None)
+        row = next((r for r, at in zip(reversed(baseline_rows), reversed(steps), strict=True) if at <= mark), None)
         if row is None or mark > steps[-1]:
             assert curves["baseline"]["success"][i] is None
             continue

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from mapush_rllib.config import REWARD_TERMS, RewardConfig
-from mapush_rllib.rewards import RewardFunction, RewardInputs, TERMS
+from mapush_rllib.task.config import REWARD_TERMS, RewardConfig
+from mapush_rllib.task.rewards import TERMS, RewardFunction, RewardInputs
 
 Z = 0.25
 

@@ -7,8 +7,9 @@ import ray
 import torch
 
 from mapush_rllib.algorithm import MAPushPPO
-from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig
 from mapush_rllib.live_settings import apply_live_settings, read_env_reward_scales, read_live_settings
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import RewardConfig, TaskConfig
 from mapush_rllib.training import TrainingConfig, build_ppo_config
 
 pytestmark = pytest.mark.ray
@@ -64,7 +65,8 @@ def algo():
 
 
 def test_remote_batched_runner_trains_and_reports_task_metrics(algo) -> None:
-    before = {mid: {k: v.clone() for k, v in m.state_dict().items()} for mid, m in algo.learner_group._learner.module.items()}
+    modules = algo.learner_group._learner.module.items()
+    before = {mid: {k: v.clone() for k, v in m.state_dict().items()} for mid, m in modules}
     result = algo.train()
     result = algo.train()
     # The remote runner (index 1) owns global env ids N..2N-1; the local runner has no envs.

@@ -6,16 +6,17 @@ import numpy as np
 import torch
 from ray.rllib.env.env_context import EnvContext
 
-from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig
-from mapush_rllib.env import AGENT_IDS, MAPushMultiAgentEnv, claim_vector_index, make_env_config, make_vec_env
+from mapush_rllib.env import MAPushMultiAgentEnv, make_env_config, make_vec_env
+from mapush_rllib.ray_compat import sub_env_index
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import AGENT_IDS, RewardConfig, TaskConfig
 
 ZERO_ACTIONS = {aid: np.zeros(3, np.float32) for aid in AGENT_IDS}
 
 
 def env_config(task: TaskConfig | None = None, **kwargs: object) -> dict:
     return make_env_config(
-        SimConfig(num_envs=1, num_threads=1), task or TaskConfig(), RewardConfig(), seed=11,
-        num_envs_per_env_runner=4, **kwargs,
+        SimConfig(num_envs=4, num_threads=1), task or TaskConfig(), RewardConfig(), seed=11, **kwargs,
     )
 
 
@@ -33,7 +34,7 @@ def test_reset_and_step_follow_the_rllib_multi_agent_api() -> None:
 
 def test_env_k_plays_row_k_of_the_batched_simulator() -> None:
     config = env_config()
-    batch = make_vec_env(config, num_envs=4, env_id_offset=0)
+    batch = make_vec_env(config, env_id_offset=0)
     view = MAPushMultiAgentEnv({**config, "env_id": 3})
     obs, _ = view.reset()
     assert np.array_equal(obs["agent_1"], batch.obs[3, 1].numpy())
@@ -54,7 +55,7 @@ def test_timeout_is_a_truncation_and_the_next_reset_starts_the_next_episode() ->
     assert env.last_episode is not None and bool(env.last_episode.timeout[0])
     second, _ = env.reset()
     assert not np.array_equal(first["agent_0"], second["agent_0"])
-    batch = make_vec_env(config, num_envs=1, env_id_offset=0)
+    batch = make_vec_env(config, env_id_offset=0, num_envs=1)
     for _ in range(3):
         batch.step(torch.zeros(1, 2, 3))
     assert np.array_equal(second["agent_0"], batch.obs[0, 0].numpy())  # episode 1 of env 0, not a re-draw
@@ -73,4 +74,4 @@ def test_sub_envs_of_a_runner_number_themselves_in_creation_order() -> None:
     context = EnvContext(env_config(), worker_index=2, num_workers=2)
     envs = [MAPushMultiAgentEnv(context) for _ in range(4)]
     assert [env.env_id for env in envs] == [8, 9, 10, 11]
-    assert claim_vector_index(context, 4) == 0  # a fifth creation on the same context wraps around
+    assert sub_env_index(context, 4) == 0  # a fifth creation on the same context wraps around

@@ -18,10 +18,11 @@ import torch
 from ray.rllib.core.learner.training_data import TrainingData
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
-from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig
 from mapush_rllib.learner import MAPushPPOLearner
 from mapush_rllib.rollout_batch import RolloutBatch, chunk_layout
 from mapush_rllib.runner import BatchedEnvRunner
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import RewardConfig, TaskConfig
 from mapush_rllib.training import TrainingConfig, build_ppo_config
 
 ROLLOUT = 8
@@ -122,7 +123,7 @@ def test_same_update() -> None:
         learner.module.set_state(episodes_runner.module.get_state())
     episodes, rollouts = sample_both(episodes_runner, bulk_runner, seed=3)
     results = []
-    for learner, samples in zip(learners, (episodes, rollouts)):
+    for learner, samples in zip(learners, (episodes, rollouts), strict=True):
         np.random.seed(0)  # RLlib shuffles minibatches with numpy's global generator
         results.append(learner.update(
             episodes=samples, timesteps={"num_env_steps_sampled_lifetime": ROLLOUT * NUM_ENVS},

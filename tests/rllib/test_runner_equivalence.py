@@ -22,8 +22,9 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
-from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig
 from mapush_rllib.runner import BatchedEnvRunner
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import RewardConfig, TaskConfig
 from mapush_rllib.training import TrainingConfig, build_ppo_config
 
 ROLLOUT = 8
@@ -92,7 +93,7 @@ def test_same_episodes_and_advantages(task_name: str, layout: dict) -> None:
         stock_episodes = stock.sample(explore=False)
         batched_episodes = batched.sample(explore=False)
         assert len(stock_episodes) == len(batched_episodes)
-        for x, y in zip(stock_episodes, batched_episodes):
+        for x, y in zip(stock_episodes, batched_episodes, strict=True):
             assert_same_episode(x, y)
         total_done += sum(e.is_done for e in batched_episodes)
 
@@ -142,9 +143,9 @@ def test_same_whole_episodes_with_unaligned_resets() -> None:
                     done[episode.id_] = episode.agent_episodes["agent_0"].is_terminated
         out = {}
         for episode_id, terminated in done.items():
-            def joined(getter) -> np.ndarray:  # (agents, steps, ...) over all chunks of the episode
+            def joined(getter, parts=chunks[episode_id]) -> np.ndarray:  # (agents, steps, ...) over all chunks
                 return np.stack([
-                    np.concatenate([getter(part.agent_episodes[aid]) for part in chunks[episode_id]])
+                    np.concatenate([getter(part.agent_episodes[aid]) for part in parts])
                     for aid in ("agent_0", "agent_1")
                 ])
 
@@ -161,5 +162,5 @@ def test_same_whole_episodes_with_unaligned_resets() -> None:
     for key in common:
         # The stock runner leaves resetting envs out of the policy batch; a different matmul batch size
         # rounds differently in the last bit, so these trajectories agree to float precision, not bitwise.
-        for x, y in zip(a[key], b[key]):
+        for x, y in zip(a[key], b[key], strict=True):
             np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)

@@ -9,9 +9,11 @@ from pydantic import ValidationError
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig, format_validation_error
 from mapush_rllib.models import MAPushActorCritic
 from mapush_rllib.runner import BatchedEnvRunner
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.sim.schema import format_validation_error
+from mapush_rllib.task.config import RewardConfig, TaskConfig
 from mapush_rllib.training import ConfigError, TrainingConfig, build_ppo_config, check_ppo_config, policy_mapping
 
 

@@ -3,7 +3,9 @@
 import pytest
 from pydantic import ValidationError
 
-from mapush_rllib.config import RewardConfig, SimConfig, TaskConfig, format_validation_error
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.sim.schema import format_validation_error
+from mapush_rllib.task.config import RewardConfig, TaskConfig
 
 
 def message(model, data):

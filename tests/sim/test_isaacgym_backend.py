@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from mapush_rllib.config import IsaacGymConfig, ServerConfig, SimConfig, TaskConfig
 from mapush_rllib.sim.client import SimulatorServerError
-from mapush_rllib.sim.vec_env import MAPushVecEnv
+from mapush_rllib.sim.config import IsaacGymConfig, ServerConfig, SimConfig
+from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 from .conftest import FAKE_ISAACGYM_SITE, FAKE_MAPUSH_CHECKOUT, PY38_HINT, find_python38, python38_binary
 
@@ -126,7 +127,7 @@ def test_fallen_robot_is_reported_and_ends_the_episode(isaacgym_double):
     from mapush_rllib.sim.isaacgym_backend import IsaacGymBackend
 
     backend = IsaacGymBackend(2, _options())
-    vec = MAPushVecEnv(SimConfig(), num_envs=2, seed=1, backend=backend)
+    vec = MAPushVecEnv(SimConfig(num_envs=2), seed=1, backend=backend)
     vec.step(torch.zeros(2, 2, 3))  # the reset's pending root-state write is applied
     row = backend.env.agent_indices[1, 0].item()
     backend.env._physx[row, 3:7] = [math.sin(0.5), 0.0, 0.0, math.cos(0.5)]  # roll 1.0 rad > 0.8
@@ -139,7 +140,7 @@ def test_vec_env_over_the_double_runs_episodes_and_curriculum_box_changes(isaacg
     from mapush_rllib.sim.isaacgym_backend import IsaacGymBackend
 
     task = TaskConfig(episode_length_s=0.4)  # 20-step episodes: the box change applies at the first reset
-    vec = MAPushVecEnv(SimConfig(), task, num_envs=4, seed=2, backend=IsaacGymBackend(4, _options()))
+    vec = MAPushVecEnv(SimConfig(num_envs=4), task, seed=2, backend=IsaacGymBackend(4, _options()))
     vec.set_task_params([0, 1], box_size_m=1.0, box_mass_kg=3.0)
     generator = torch.Generator().manual_seed(0)
     ends = 0
@@ -180,15 +181,16 @@ def test_wrong_python_for_isaacgym_is_named():
     """This interpreter (3.10+) cannot run Isaac Gym Preview 4: the error says so and what to set."""
     sim = _isaacgym_sim(sys.executable)
     sim.server.env.clear()  # no Isaac Gym on the server's path
-    with pytest.raises(SimulatorServerError, match=r"Isaac Gym Preview 4 supports Python 3.6-3.8 only. Set simulator.server.python"):
-        MAPushVecEnv(sim, num_envs=2)
+    message = r"Isaac Gym Preview 4 supports Python 3.6-3.8 only. Set simulator.server.python"
+    with pytest.raises(SimulatorServerError, match=message):
+        MAPushVecEnv(sim.with_num_envs(2))
 
 
 def test_missing_mapush_checkout_is_named(tmp_path):
     sim = _isaacgym_sim(sys.executable)
     sim.server.isaacgym.mapush_path = str(tmp_path / "nowhere")
     with pytest.raises(SimulatorServerError, match="mapush_path: .* is not a folder; clone MAPush"):
-        MAPushVecEnv(sim, num_envs=2)
+        MAPushVecEnv(sim.with_num_envs(2))
 
 
 def test_python38_server_hosting_the_double_equals_in_process(isaacgym_double):
@@ -201,8 +203,8 @@ def test_python38_server_hosting_the_double_equals_in_process(isaacgym_double):
         pytest.fail("Python 3.8 is installed but no 3.8 environment with numpy was prepared: " + PY38_HINT)
     from mapush_rllib.sim.isaacgym_backend import IsaacGymBackend
 
-    served = MAPushVecEnv(_isaacgym_sim(python38), num_envs=3, seed=4)
-    local = MAPushVecEnv(SimConfig(), num_envs=3, seed=4, backend=IsaacGymBackend(3, _options()))
+    served = MAPushVecEnv(_isaacgym_sim(python38).with_num_envs(3), seed=4)
+    local = MAPushVecEnv(SimConfig(num_envs=3), seed=4, backend=IsaacGymBackend(3, _options()))
     try:
         assert served.backend.server_python.startswith("3.8.")
         assert "agent_fallen" in served.backend.state_fields

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from mapush_rllib.config import SimConfig, TaskConfig
-from mapush_rllib.sim.vec_env import MAPushVecEnv
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 BOX_Z = 0.25
 FAR = 40.0

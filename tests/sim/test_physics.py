@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from mapush_rllib.config import PhysicsConfig
+from mapush_rllib.sim.config import PhysicsConfig
 from mapush_rllib.sim.mujoco_backend import MujocoBackend
 
 PHYSICS = PhysicsConfig()
@@ -68,7 +68,8 @@ def test_off_centre_push_rotates_the_box(backend):
     commands[:, 0, 0] = 0.5
     state = run(backend, box_poses(4), agents, commands)
     quat = state["box_quat"]
-    yaw = np.arctan2(2 * (quat[:, 0] * quat[:, 3] + quat[:, 1] * quat[:, 2]), 1 - 2 * (quat[:, 2] ** 2 + quat[:, 3] ** 2))
+    w, x, y, z = quat.T
+    yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y**2 + z**2))
     assert abs(yaw[0]) < 0.05, "a centred push keeps the heading"
     # Force +x applied at y = +0.45: torque r x F = -0.45 F, so the box turns clockwise.
     assert yaw[1] < -0.15, f"a push left of centre must turn the box clockwise, got {yaw[1]:.3f} rad"

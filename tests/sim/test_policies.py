@@ -7,11 +7,11 @@ import sys
 import pytest
 from PIL import Image
 
-from mapush_rllib.config import SimConfig
-from mapush_rllib.evaluate import first_episodes
-from mapush_rllib.metrics import summarize
-from mapush_rllib.scripted import RandomPolicy, ScriptedPushPolicy
-from mapush_rllib.sim.vec_env import MAPushVecEnv
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.calculator import first_episodes
+from mapush_rllib.task.metrics import summarize
+from mapush_rllib.task.scripted import RandomPolicy, ScriptedPushPolicy
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 
 def calculator(policy, num_envs=100):

@@ -2,9 +2,9 @@
 
 import torch
 
-from mapush_rllib.config import SimConfig
-from mapush_rllib.sim.rng import uniform
-from mapush_rllib.sim.vec_env import MAPushVecEnv
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.rng import uniform
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 
 def test_uniform_is_counter_based_and_well_spread():

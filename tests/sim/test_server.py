@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from mapush_rllib.config import ServerConfig, SimConfig, TaskConfig
 from mapush_rllib.sim.client import ServerBackend, SimulatorServerError
-from mapush_rllib.sim.vec_env import MAPushVecEnv
+from mapush_rllib.sim.config import ServerConfig, SimConfig
+from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 from .conftest import ROOT
 
@@ -52,9 +53,9 @@ def _assert_same_step(a, b, step):
 def test_server_stepping_equals_in_process_stepping():
     """Same seeds, same actions, same task-parameter changes: bit-identical results through the server."""
     task = TaskConfig(episode_length_s=0.6)  # 30-step episodes, so auto-resets run through the server too
-    kwargs = dict(num_envs=6, seed=11, env_id_offset=3)
-    local = MAPushVecEnv(SimConfig(num_threads=1), task, **kwargs)
-    served = MAPushVecEnv(_sim(), task, **kwargs)
+    kwargs = dict(seed=11, env_id_offset=3)
+    local = MAPushVecEnv(SimConfig(num_envs=6, num_threads=1), task, **kwargs)
+    served = MAPushVecEnv(_sim().with_num_envs(6), task, **kwargs)
     try:
         assert served.backend.state_fields == list(local.backend.state().keys())
         assert torch.equal(local.obs, served.obs)
@@ -93,7 +94,7 @@ def test_startup_error_carries_the_servers_message():
 
 
 def test_killed_server_raises_instead_of_hanging(tmp_path):
-    env = MAPushVecEnv(_sim(log_dir=str(tmp_path)), num_envs=3, seed=0)
+    env = MAPushVecEnv(_sim(log_dir=str(tmp_path)).with_num_envs(3), seed=0)
     actions = torch.zeros(3, 2, 3)
     env.step(actions)
     os.kill(env.backend.server_pid, signal.SIGKILL)
@@ -111,12 +112,12 @@ def test_server_that_dies_at_startup_shows_its_stderr(tmp_path):
     fake_python.write_text("#!/bin/sh\necho 'CUDA error: no device found' >&2\nexit 3\n")
     fake_python.chmod(fake_python.stat().st_mode | stat.S_IXUSR)
     with pytest.raises(SimulatorServerError, match=r"exited with status 3(.|\n)*CUDA error: no device found"):
-        MAPushVecEnv(_sim(python=str(fake_python), log_dir=str(tmp_path)), num_envs=2)
+        MAPushVecEnv(_sim(python=str(fake_python), log_dir=str(tmp_path)).with_num_envs(2))
 
 
 def test_unrunnable_python_names_the_setting():
     with pytest.raises(SimulatorServerError, match=r"simulator.server.python: cannot run '/no/such/python'"):
-        MAPushVecEnv(_sim(python="/no/such/python"), num_envs=2)
+        MAPushVecEnv(_sim(python="/no/such/python").with_num_envs(2))
 
 
 @pytest.mark.parametrize("path", SERVER_SIDE_MODULES)

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from mapush_rllib.config import SimConfig, TaskConfig
-from mapush_rllib.sim.task_params import TaskParamError
-from mapush_rllib.sim.vec_env import MAPushVecEnv
+from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.task.task_params import TaskParamError
+from mapush_rllib.task.vec_env import MAPushVecEnv
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ pytest.importorskip("mujoco_warp", reason="MuJoCo Warp is not installed: pip ins
 import mujoco_warp as mjw  # noqa: E402
 import warp as wp  # noqa: E402
 
-from mapush_rllib.config import PhysicsConfig, SimConfig  # noqa: E402
-from mapush_rllib.evaluate import first_episodes  # noqa: E402
-from mapush_rllib.metrics import summarize  # noqa: E402
-from mapush_rllib.scripted import ScriptedPushPolicy  # noqa: E402
+from mapush_rllib.sim.config import PhysicsConfig, SimConfig  # noqa: E402
 from mapush_rllib.sim.mujoco_backend import MujocoBackend  # noqa: E402
-from mapush_rllib.sim.vec_env import MAPushVecEnv  # noqa: E402
 from mapush_rllib.sim.warp_backend import PER_WORLD_FIELDS, WarpBackend  # noqa: E402
+from mapush_rllib.task.calculator import first_episodes  # noqa: E402
+from mapush_rllib.task.metrics import summarize  # noqa: E402
+from mapush_rllib.task.scripted import ScriptedPushPolicy  # noqa: E402
+from mapush_rllib.task.vec_env import MAPushVecEnv  # noqa: E402
 
 DEVICE = os.environ.get("MAPUSH_WARP_TEST_DEVICE", "cpu")
 PHYSICS = PhysicsConfig()
@@ -204,7 +204,7 @@ def test_scripted_controller_agrees_with_mujoco_backend():
     summaries = {}
     for backend in ("mujoco", "mujoco_warp"):
         device = DEVICE if backend == "mujoco_warp" else "cpu"
-        env = MAPushVecEnv(SimConfig(backend=backend, device=device, num_threads=1), num_envs=32, seed=0)
+        env = MAPushVecEnv(SimConfig(backend=backend, device=device, num_threads=1).with_num_envs(32), seed=0)
         stats, _ = first_episodes(env, ScriptedPushPolicy())
         summaries[backend] = summarize(stats)
         env.close()

@@ -23,17 +23,20 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from mapush_rllib.config import NUM_AGENTS, REWARD_TERMS, RewardConfig, SimConfig, TaskConfig
-from mapush_rllib.metrics import (
+from mapush_rllib.sim.backend import PhysicsBackend
+from mapush_rllib.sim.config import NUM_AGENTS, SimConfig
+from mapush_rllib.sim.factory import make_backend
+from mapush_rllib.task import rng
+from mapush_rllib.task.config import REWARD_TERMS, RewardConfig, TaskConfig
+from mapush_rllib.task.metrics import (
     COLLABORATION_MARGIN_M,
     CONTACT_FORCE_THRESHOLD_N,
     ENGAGEMENT_DISTANCE_M,
     EpisodeStats,
 )
-from mapush_rllib.rewards import RewardFunction, RewardInputs
-from mapush_rllib.sim import rng
-from mapush_rllib.sim.backend import PhysicsBackend
-from mapush_rllib.sim.observations import (
+from mapush_rllib.task.observations import (
+    GLOBAL_STATE_DIM,
+    OBS_DIM,
     distance_outside_box,
     global_state,
     observations,
@@ -41,7 +44,8 @@ from mapush_rllib.sim.observations import (
     tilt_from_quat,
     yaw_from_quat,
 )
-from mapush_rllib.sim.task_params import TaskParams
+from mapush_rllib.task.rewards import RewardFunction, RewardInputs
+from mapush_rllib.task.task_params import TaskParams
 
 FRICTION_EPISODE = 2**31 - 1  # the rng "episode" of the per-env friction draw
 ACTION_SCALE = 0.5  # command = 0.5 * clip(a, -1, 1): +-0.5 m/s and +-0.5 rad/s (spec §2.2, HARL path)
@@ -82,23 +86,6 @@ class StepResult:
         return self.terminated | self.truncated
 
 
-def make_backend(sim: SimConfig, num_envs: int) -> PhysicsBackend:
-    """The physics backend that `sim.backend` names."""
-    if sim.backend == "mujoco":
-        from mapush_rllib.sim.mujoco_backend import MujocoBackend
-
-        return MujocoBackend(num_envs, sim.physics, num_threads=sim.num_threads)
-    if sim.backend == "mujoco_warp":
-        from mapush_rllib.sim.warp_backend import WarpBackend  # type: ignore[import-not-found]
-
-        return WarpBackend(num_envs, sim.physics, device=sim.device)
-    if sim.backend in ("server", "isaacgym"):
-        from mapush_rllib.sim.client import connect_backend  # type: ignore[import-not-found]
-
-        return connect_backend(sim, num_envs)
-    raise ValueError(f"simulator.backend: unknown backend {sim.backend!r}")
-
-
 class MAPushVecEnv:
     """E envs of the MAPush mid-level pushing task, auto-resetting, with per-env task parameters."""
 
@@ -110,7 +97,6 @@ class MAPushVecEnv:
         task: TaskConfig | None = None,
         rewards: RewardConfig | None = None,
         *,
-        num_envs: int | None = None,
         seed: int = 0,
         env_id_offset: int = 0,
         backend: PhysicsBackend | None = None,
@@ -118,7 +104,7 @@ class MAPushVecEnv:
     ) -> None:
         self.sim = sim or SimConfig()
         self.task_config = task or TaskConfig()
-        self.num_envs = num_envs or self.sim.num_envs
+        self.num_envs = self.sim.num_envs
         self.device = torch.device(self.sim.device)
         self.physics = self.sim.physics
         self.dt = self.physics.policy_dt_s
@@ -148,8 +134,8 @@ class MAPushVecEnv:
         self.ep_impulse = zeros(E, A)
         self.ep_collab = zeros(E)
         self.ep_terms = zeros(E, A, K)
-        self.obs = zeros(E, A, 8)
-        self.state = zeros(E, 17)
+        self.obs = zeros(E, A, OBS_DIM)
+        self.state = zeros(E, GLOBAL_STATE_DIM)
         self.reset()
 
     # ----------------------------------------------------------------------------------------- public API

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mapush_rllib.config import NUM_AGENTS, PhysicsConfig, TaskConfig, box_mass_following_size_kg
+from mapush_rllib.sim.config import NUM_AGENTS, PhysicsConfig, box_mass_following_size_kg
+from mapush_rllib.task.config import TaskConfig
 
 #: Settable per-env parameters: name -> number of values per env.
 TASK_PARAM_FIELDS = {"target_distance_m": 2, "box_size_m": 1, "box_mass_kg": 1, "spawn_radius_m": 2}
@@ -126,7 +127,9 @@ class TaskParams:
             try:
                 new[name] = tensor.expand(shape).clone()
             except RuntimeError:
-                raise TaskParamError(f"{name}: expected shape {shape} (or broadcastable), got {tuple(tensor.shape)}")
+                raise TaskParamError(
+                    f"{name}: expected shape {shape} (or broadcastable), got {tuple(tensor.shape)}"
+                ) from None
         if "box_size_m" in new and "box_mass_kg" not in new and self.mass_follows_size:
             new["box_mass_kg"] = box_mass_following_size_kg(new["box_size_m"])
         if "box_size_m" in new or "box_mass_kg" in new:
@@ -175,7 +178,7 @@ class TaskParams:
 
         Args:
             env_ids: (n,) envs to sample for.
-            draws: (n, num_reset_draws()) uniform numbers in [0, 1) (see `mapush_rllib.sim.rng`).
+            draws: (n, num_reset_draws()) uniform numbers in [0, 1) (see `mapush_rllib.task.rng`).
         """
         n = len(env_ids)
         A, K = NUM_AGENTS, SPAWN_CANDIDATES

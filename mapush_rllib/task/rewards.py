@@ -19,8 +19,8 @@ from typing import Literal
 
 import torch
 
-from mapush_rllib.config import REWARD_TERMS, RewardConfig
-from mapush_rllib.sim.observations import box_polygon_closest_edge_normal, rotate, wrap_to_pi
+from mapush_rllib.task.config import AGENT_IDS, REWARD_TERMS, RewardConfig, agent_index, scale_updates
+from mapush_rllib.task.observations import box_polygon_closest_edge_normal, rotate, wrap_to_pi
 
 PUSH_SPEED_THRESHOLD = 0.1  # m/s of box speed that counts as pushing (spec §3, term 6)
 
@@ -129,21 +129,12 @@ class RewardFunction:
                 raise ValueError(f"reward scales: expected shape {tuple(self.scales.shape)}, got {tuple(scales.shape)}")
             self.scales.copy_(scales)
             return
-        per_agent = all(isinstance(v, dict) for v in scales.values()) and scales
-        rows = scales.items() if per_agent else [(f"agent_{i}", scales) for i in range(self.num_agents)]
-        updates = []
-        for agent_id, terms in rows:
-            if agent_id not in {f"agent_{i}" for i in range(self.num_agents)}:
-                raise ValueError(f"reward scales: unknown agent {agent_id!r}")
-            for term, value in terms.items():
-                if term not in REWARD_TERMS:
-                    raise ValueError(f"reward scales: unknown term {term!r}; valid terms: {list(REWARD_TERMS)}")
-                updates.append((int(agent_id.split("_")[1]), REWARD_TERMS.index(term), float(value)))
-        for agent, k, value in updates:
-            self.scales[agent, k] = value
+        for agent_id, term, value in scale_updates(scales):  # all checked before any is applied
+            self.scales[agent_index(agent_id), REWARD_TERMS.index(term)] = value
 
     def scales_dict(self) -> dict[str, dict[str, float]]:
-        return {f"agent_{i}": dict(zip(REWARD_TERMS, row)) for i, row in enumerate(self.scales.tolist())}
+        rows = zip(AGENT_IDS, self.scales.tolist(), strict=True)
+        return {agent_id: dict(zip(REWARD_TERMS, row, strict=True)) for agent_id, row in rows}
 
     def __call__(
         self, inputs: RewardInputs, step_share: torch.Tensor, episode_share: torch.Tensor

@@ -9,8 +9,8 @@ import math
 
 import torch
 
-from mapush_rllib.sim.observations import rotate, wrap_to_pi
-from mapush_rllib.sim.vec_env import ACTION_SCALE
+from mapush_rllib.task.observations import rotate, wrap_to_pi
+from mapush_rllib.task.vec_env import ACTION_SCALE
 
 MAX_SPEED = 0.5  # m/s, the command limit
 AGENT_HALF_LENGTH_M = 0.3

@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from mapush_rllib.config import REWARD_TERMS
+from mapush_rllib.task.config import AGENT_IDS, REWARD_TERMS
 
 COLLABORATION_MARGIN_M = 0.4
 ENGAGEMENT_DISTANCE_M = 0.45
@@ -117,10 +117,10 @@ def episode_values(stats: EpisodeStats) -> dict[str, torch.Tensor]:
         "freeloading_index": stats.freeloading_index(),
         "task_progress": stats.task_progress.float(),
     }
-    for i in range(num_agents):
-        out[f"engagement/agent_{i}"] = stats.engaged_steps[:, i] / length
-        out[f"contact_share/agent_{i}"] = share[:, i]
-        out[f"episode_return/agent_{i}"] = returns[:, i]
+    for i, agent_id in enumerate(AGENT_IDS[:num_agents]):
+        out[f"engagement/{agent_id}"] = stats.engaged_steps[:, i] / length
+        out[f"contact_share/{agent_id}"] = share[:, i]
+        out[f"episode_return/{agent_id}"] = returns[:, i]
         for k, term in enumerate(REWARD_TERMS):
-            out[f"reward/{term}/agent_{i}"] = stats.term_sums[:, i, k]
+            out[f"reward/{term}/{agent_id}"] = stats.term_sums[:, i, k]
     return out

@@ -59,7 +59,7 @@ def render_gif(
         box = patches.Rectangle((-half, -half), 2 * half, 2 * half, color="saddlebrown", alpha=0.8)
         ax.add_patch(box)
         agents, trails, arrows = [], [], []
-        for i, colour in enumerate(AGENT_COLOURS):
+        for colour in AGENT_COLOURS:
             length, width = agent_size_m
             body = patches.Rectangle((-length / 2, -width / 2), length, width, color=colour, alpha=0.9)
             ax.add_patch(body)

@@ -1,0 +1,33 @@
+"""Where the adapter's numbers live in a training result: one name for each.
+
+RLlib's result is a nested dict; Tune, progress.csv and TensorBoard join a path with '/', so every key here is
+such a path and `result_value` reads it from either form (nested, or flat as in progress.csv rows).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Env steps sampled so far by every env runner together.
+ENV_STEPS = "env_runners/num_env_steps_sampled_lifetime"
+#: The env runners' rolling task metrics (`mapush_rllib.episode_window`) sit under this key of their metrics.
+TASK_METRICS_KEY = "mapush"
+TASK_METRICS = f"env_runners/{TASK_METRICS_KEY}"
+SUCCESS_RATE = f"{TASK_METRICS}/success_rate"
+FREELOADING_INDEX = f"{TASK_METRICS}/freeloading_index"
+TASK_PROGRESS = f"{TASK_METRICS}/task_progress"
+WINDOW_EPISODES = f"{TASK_METRICS}/window_episodes"
+#: The values the learners and envs hold (`mapush_rllib.live_settings.read_live_settings`).
+LIVE_SETTINGS = "live_settings"
+
+
+def result_value(result: dict, key: str, default: Any = None) -> Any:
+    """`result[a][b][c]` for key "a/b/c", or `result["a/b/c"]` in a flat row; `default` where it is missing."""
+    if key in result:
+        return result[key]
+    node: Any = result
+    for part in key.split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
