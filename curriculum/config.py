@@ -12,7 +12,7 @@ physics config (success radius, spawn clearance) are checked when the table is b
 Example (YAML, under the experiment's `curriculum:` key)::
 
     enabled: true
-    rule: threshold            # or: learnability
+    rule: pooled               # or: threshold, learnability
     start: {target_distance_m: [1.1, 1.5], box_size_m: 0.8}
     num_levels: 8              # end defaults to the task config (MAPush: 1.5-3.0 m, 1.2 m box)
     eval_fraction: 0.05        # 5 % of envs always run the full task, for the full-task success metric
@@ -71,11 +71,14 @@ class CurriculumConfig(StrictModel):
     enabled: bool = Field(
         True, description="false: every env runs the full task (the eval slice is still reported, for comparison)"
     )
-    rule: Literal["threshold", "learnability"] = Field(
-        "threshold",
+    rule: Literal["pooled", "threshold", "learnability"] = Field(
+        "pooled",
         description=(
-            "threshold: per-env promote/demote from the env's recent outcomes (legged_gym). learnability: each "
-            "episode's level is sampled with probability ~ p(1-p) of its success rate p (SFL)"
+            "pooled: one frontier level for all envs, moved by each level's outcomes pooled over all envs, so "
+            "progress per env step does not fall with the number of envs. threshold: per-env promote/demote from "
+            "the env's own recent outcomes (legged_gym; needs min_episodes episodes per env, so it slows down as "
+            "envs are added). learnability: each episode's level is sampled with probability ~ p(1-p) of its "
+            "success rate p (SFL)"
         ),
     )
 
@@ -85,6 +88,16 @@ class CurriculumConfig(StrictModel):
     num_levels: int = Field(8, ge=2, description="levels of a generated table, start and end included")
     levels: list[LevelConfig] | None = Field(
         None, min_length=1, description="explicit table, easiest first; replaces start/end/num_levels"
+    )
+
+    # ---- pooled rule (also uses promote/demote_success_rate and top_level)
+    level_episodes: int = Field(
+        32, ge=1, description="outcomes of a level (pooled over all envs, its last stats_window_episodes) needed "
+        "before the frontier moves past it or back from it"
+    )
+    probe_share: float = Field(
+        0.2, ge=0, le=1, description="share of episodes played at a level drawn uniformly from the table, so "
+        "every level's success stays measured; the others play the frontier"
     )
 
     # ---- threshold rule
@@ -150,6 +163,15 @@ class CurriculumConfig(StrictModel):
                 f"{value} must be below promote_success_rate {promote} (the gap between them is the hysteresis band)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _pooled_window_fits(self) -> CurriculumConfig:
+        if self.rule == "pooled" and self.level_episodes > self.stats_window_episodes:
+            raise ValueError(
+                f"level_episodes: {self.level_episodes} exceeds stats_window_episodes {self.stats_window_episodes}; "
+                "a level's window can never hold that many outcomes"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_table(self) -> CurriculumConfig:

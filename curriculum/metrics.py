@@ -4,13 +4,16 @@ A training run has one scheduler per env runner. Their counts (envs per level, o
 windows, promotions) add up, so `CurriculumStats.merge` of all runners followed by `metrics()` gives the same
 numbers as one scheduler over all envs would. The metric keys, all under `curriculum/`:
 
-- `level_mean`, `level_max`: over the training envs (the eval slice has no level).
+- `level_mean`, `level_max`: of the levels the training envs play now (the eval slice has no level).
+- `frontier`: the pooled rule's frontier level (averaged over schedulers by their training envs).
 - `level_hist/<k>`: share of training envs at level k.
 - `level_success_rate/<k>`, `level_episodes/<k>`: success rate over the last `stats_window_episodes`
   episodes *played* at level k (an env at the top level with `top_level: whole_range` plays lower levels
   too), and how many episodes that is. The rate is left out while a level has no episodes.
 - `full_task_success_rate`, `full_task_episodes`: the same for the eval slice, which always runs the full
-  task. This is the number to compare across population members, runs, and runs without curriculum.
+  task: a rolling rate over the slice's episodes that *finished*, biased toward quick successes while long
+  episodes are still running (early in a run, short rollouts, restarted trials). Compare members and runs on the
+  member's own evaluation instead (`eval/...`, `mapush_rllib.evaluation`).
 - `promotions`, `demotions`: cumulative counts of level moves (threshold rule).
 - `eval_envs`: size of the eval slice.
 """
@@ -37,6 +40,7 @@ class CurriculumStats:
     eval_envs: torch.Tensor  # ()
     promotions: torch.Tensor  # ()
     demotions: torch.Tensor  # ()
+    frontier_envs: torch.Tensor  # (L,) training envs of pooled-rule schedulers, counted at their frontier level
 
     @classmethod
     def merge(cls, parts: list[CurriculumStats]) -> CurriculumStats:
@@ -70,6 +74,9 @@ class CurriculumStats:
             if episodes > 0:
                 out[f"{PREFIX}level_success_rate/{k}"] = wins / episodes
             out[f"{PREFIX}level_episodes/{k}"] = float(episodes)
+        frontier_total = int(self.frontier_envs.sum())
+        if frontier_total > 0:
+            out[PREFIX + "frontier"] = float((self.frontier_envs * torch.arange(len(counts))).sum()) / frontier_total
         out[PREFIX + "promotions"] = float(self.promotions)
         out[PREFIX + "demotions"] = float(self.demotions)
         return out

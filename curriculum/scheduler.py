@@ -1,6 +1,6 @@
 """The curriculum scheduler: per-env levels chosen at each env's reset, for one batch of envs.
 
-`CurriculumScheduler` is a `TaskSchedule` (`mapush_rllib/sim/vec_env.py`): `MAPushVecEnv` calls
+`CurriculumScheduler` is a `TaskSchedule` (`mapush_rllib/task/vec_env.py`): `MAPushVecEnv` calls
 `episode_end(env_ids, success)` with the outcomes of the episodes that just ended and then
 `task_params(env_ids)` for the tasks of the episodes that start, inside its step. It is pure torch, knows
 nothing of Ray, and works the same over every simulator backend; an RLlib env runner holds one per env
@@ -10,6 +10,9 @@ What "level" means: an index into the level table (`levels.py`), from 0 (easy: t
 success radius, small light box) to the top (the full MAPush task, or beyond it if configured). Each env
 has its own level (`levels`, shape (E,)). The task an episode actually plays is `episode_levels`: the env's
 level, except that
+
+- with the pooled rule (the default), the env's level is the one drawn for its episode: the scheduler-wide
+  frontier, or for a `probe_share` of episodes a uniformly drawn level (`pooled.py`);
 
 - with the threshold rule and `top_level: whole_range`, an env at the top level plays a level drawn
   uniformly from the whole table each episode, so easy skills keep being trained;
@@ -22,9 +25,9 @@ level, except that
 
 State (all in `state_dict()`, restored bit-exactly): per env the level, the level being played, the outcome
 window and count, and the number of draws taken; per table row the rolling outcome window; the promotion
-and demotion counters. Randomness is counter-based (`mapush_rllib/sim/rng.py`): every draw is a hash of
-(seed, global env id, the env's draw count), so the RNG state *is* those counters -- nothing else to save --
-and an env's draws do not depend on how envs are batched across runners.
+and demotion counters; the pooled rule's frontier. Randomness is counter-based (`mapush_rllib/task/rng.py`):
+every draw is a hash of (seed, global env id, the env's draw count), so the RNG state *is* those counters --
+nothing else to save -- and an env's draws do not depend on how envs are batched across runners.
 """
 
 from __future__ import annotations
@@ -35,16 +38,19 @@ from curriculum.config import CurriculumConfig
 from curriculum.learnability import level_probabilities, sample_levels
 from curriculum.levels import build_level_table, describe_rows
 from curriculum.metrics import CurriculumStats
+from curriculum.pooled import frontier_rows, next_frontier
 from curriculum.threshold import next_levels
 from mapush_rllib.sim.config import PhysicsConfig
 from mapush_rllib.task import rng
 from mapush_rllib.task.config import TaskConfig
 
-STATE_FORMAT = "mapush-pbt/curriculum-state/1"
+STATE_FORMAT = "mapush-pbt/curriculum-state/2"
+#: Earlier formats this scheduler still reads: 1 had no pooled-rule frontier (it starts at level 0).
+_OLDER_FORMATS = {"mapush-pbt/curriculum-state/1": {"frontier": torch.zeros((), dtype=torch.long)}}
 #: Per-scheduler tensors saved in `state_dict()`, in this order.
 STATE_TENSORS = (
     "levels", "episode_levels", "window", "window_count", "draws",
-    "outcomes", "outcomes_next", "outcomes_count", "promotions", "demotions",
+    "outcomes", "outcomes_next", "outcomes_count", "promotions", "demotions", "frontier",
 )
 _RNG_SALT = 0x43555252  # curriculum draws differ from the simulator's reset draws under the same seed
 _INITIAL_LEVEL_DRAW = 2**31 - 2  # the rng "draw count" of the initial-level draw
@@ -116,6 +122,7 @@ class CurriculumScheduler:
         self.outcomes_count = torch.zeros(R, **long)  # (R,) outcomes in the ring, <= S
         self.promotions = torch.zeros((), **long)
         self.demotions = torch.zeros((), **long)
+        self.frontier = torch.zeros((), **long)  # the pooled rule's level for every training env
 
     # ---------------------------------------------------------------------------------- TaskSchedule
 
@@ -131,6 +138,8 @@ class CurriculumScheduler:
         # With the curriculum off every env plays the full task; only the eval slice's outcomes are scored, so
         # the full-task metric has the same definition with and without curriculum.
         self._record(self.episode_levels[ids], success, counted=self.is_eval[ids] | self.config.enabled)
+        if self.config.enabled and self.config.rule == "pooled":
+            self._move_frontier()
         if not self.config.enabled or self.config.rule != "threshold":
             return
         cfg = self.config
@@ -170,6 +179,7 @@ class CurriculumScheduler:
         return CurriculumStats(
             enabled=self.config.enabled,
             envs_per_level=as_cpu(torch.bincount(train_levels, minlength=self.num_levels)),
+            frontier_envs=as_cpu(self._frontier_envs()),
             level_successes=as_cpu(successes[: self.num_levels]),
             level_episodes=as_cpu(self.outcomes_count[: self.num_levels]),
             full_task_successes=as_cpu(successes[self.table.full_task_row]),
@@ -203,6 +213,8 @@ class CurriculumScheduler:
         The env's running episodes were started before the load, with other tasks: reset the env after
         loading (`MAPushVecEnv.reset()`), so every episode plays what the restored state says it plays.
         """
+        if state.get("format") in _OLDER_FORMATS:
+            state = {**_OLDER_FORMATS[state["format"]], **state, "format": STATE_FORMAT}
         if state.get("format") != STATE_FORMAT:
             raise CurriculumStateError(
                 f"not a curriculum state of format {STATE_FORMAT!r} (got {state.get('format')!r})"
@@ -248,7 +260,13 @@ class CurriculumScheduler:
         if not self.config.enabled:
             return full
         train = ~self.is_eval[ids]
-        if self.config.rule == "learnability":
+        if self.config.rule == "pooled":
+            rows = frontier_rows(
+                self.frontier, u, num_levels=self.num_levels, probe_share=self.config.probe_share,
+                whole_range_at_top=self.config.top_level == "whole_range",
+            )
+            self.levels[ids] = torch.where(train, rows, self.levels[ids])
+        elif self.config.rule == "learnability":
             L = self.num_levels
             probabilities = level_probabilities(
                 self.outcomes[:L, :-1].sum(dim=1), self.outcomes_count[:L], self.config.learnability_uniform_mix
@@ -261,6 +279,24 @@ class CurriculumScheduler:
                 anywhere = (u * self.num_levels).long().clamp(max=self.top_level)
                 rows = torch.where(rows == self.top_level, anywhere, rows)
         return torch.where(train, rows, full)
+
+    def _move_frontier(self) -> None:
+        L, S, cfg = self.num_levels, self.config.stats_window_episodes, self.config
+        new = next_frontier(
+            self.frontier, self.outcomes[:L, :S].sum(dim=1), self.outcomes_count[:L],
+            level_episodes=cfg.level_episodes, promote_success_rate=cfg.promote_success_rate,
+            demote_success_rate=cfg.demote_success_rate,
+        )
+        self.promotions += (new - self.frontier).clamp(min=0)
+        self.demotions += (self.frontier - new).clamp(min=0)
+        self.frontier.copy_(new)
+
+    def _frontier_envs(self) -> torch.Tensor:
+        """(L,) this scheduler's training envs, all counted at its frontier (zeros unless the rule is pooled)."""
+        counts = torch.zeros(self.num_levels, dtype=torch.long, device=self.device)
+        if self.config.enabled and self.config.rule == "pooled":
+            counts[self.frontier] = (~self.is_eval).sum()
+        return counts
 
     def _record(self, rows: torch.Tensor, success: torch.Tensor, counted: torch.Tensor) -> None:
         """Append outcomes to the rolling windows of the table rows they were played at; (n,) each.

@@ -44,6 +44,7 @@ from mapush_rllib.task.vec_env import MAPushVecEnv
 logger = logging.getLogger(__name__)
 
 ENV_STATE_KEY = "mapush_env_state"
+EVALUATION_KEY = "mapush_last_evaluation"
 #: The simulators of this process whose task schedule holds the run's state (reported or loaded since built).
 _HOLD_RUN_STATE: weakref.WeakSet[MAPushVecEnv] = weakref.WeakSet()
 
@@ -153,6 +154,8 @@ class MAPushPPO(PPO):
         self.env_states: dict[int, RunnerStates] = {}  # runner index -> its last reported or loaded states
         self.env_state_restores = 0  # times a rebuilt runner was given its state back
         self.restored_env_state_digest = ""  # env_state_digest of the state the last restore loaded
+        self.last_evaluation: dict[str, float] = {}  # the latest evaluation of the current weights (evaluation.py)
+        self.evaluation_env = None  # the evaluation batch, built at the first evaluation
         super().setup(config)
 
     def training_step(self) -> None:
@@ -193,10 +196,14 @@ class MAPushPPO(PPO):
         state = super().get_state(components, not_components=not_components, **kwargs)
         if wants_component(self, ENV_STATE_KEY, components, not_components):
             state[ENV_STATE_KEY] = self.sync_env_state()
+        if wants_component(self, EVALUATION_KEY, components, not_components):
+            state[EVALUATION_KEY] = dict(self.last_evaluation)
         return state
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
+        if EVALUATION_KEY in state:  # the evaluation of the weights just restored
+            self.last_evaluation = dict(state[EVALUATION_KEY])
         if state.get(ENV_STATE_KEY):
             states = state[ENV_STATE_KEY]
             self.env_runner_group.foreach_env_runner(

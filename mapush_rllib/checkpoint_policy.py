@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from mapush_rllib.task.config import AGENT_IDS, agent_index
+from mapush_rllib.env import ENV_CONFIG_REWARDS
+from mapush_rllib.task.config import AGENT_IDS, RewardConfig, TaskConfig, agent_index
 
 ALGORITHM_STATE = "algorithm_state.pkl"  # marks an Algorithm checkpoint (components have state.pkl)
 MODULES_DIR = Path("learner_group") / "learner" / "rl_module"
@@ -103,5 +104,10 @@ def load_checkpoint_policy(path: str, device: str = "cpu") -> tuple[CheckpointPo
         "training_iteration": iteration,
         "agent_modules": agent_modules,
         "central_critic": bool(config["env_config"].get("central_critic", False)),
+        # the task and rewards the run trained on (not printed: `evaluate` takes them out)
+        "run_sections": (
+            TaskConfig.model_validate(config["env_config"]["task"], strict=False),
+            RewardConfig.model_validate(config["env_config"][ENV_CONFIG_REWARDS], strict=False),
+        ),
     }
     return CheckpointPolicy(modules, agent_modules, device), info

@@ -4,9 +4,12 @@
     python -m mapush_rllib.evaluate --policy random --render random.gif
     python -m mapush_rllib.evaluate --policy runs/single/ --json      # newest checkpoint of a run
 
-Protocol (MAPush `openrl_ws/test.py` "calculator", spec §4.2): N envs with one seed, a deterministic policy,
-rolled out until every env has finished its *first* episode; metrics over those first episodes. A policy
-is `scripted` (the pushing controller), `random`, or an RLlib checkpoint / run directory.
+Protocol (MAPush `openrl_ws/test.py` "calculator", spec §4.2; `mapush_rllib.task.calculator`): N envs with one
+seed, a deterministic policy, rolled out until every env has finished its *first* episode; metrics over those
+first episodes. The same episodes are also played by each agent alone and by neither, which gives each agent's
+Shapley contribution and the contribution balance (`--no-contribution` skips that, at a quarter of the cost).
+A policy is `scripted` (the pushing controller), `random`, or an RLlib checkpoint / run directory; a
+checkpoint is evaluated on its own run's task and reward sections unless `--config` names an experiment file.
 """
 
 from __future__ import annotations
@@ -23,11 +26,9 @@ from pydantic import ValidationError
 
 from mapush_rllib.sim.config import SimConfig
 from mapush_rllib.sim.schema import format_validation_error
-from mapush_rllib.task.calculator import Policy, first_episodes
+from mapush_rllib.task.calculator import Policy, evaluate_team, evaluation_env
 from mapush_rllib.task.config import RewardConfig, TaskConfig
-from mapush_rllib.task.metrics import summarize
 from mapush_rllib.task.scripted import RandomPolicy, ScriptedPushPolicy
-from mapush_rllib.task.vec_env import MAPushVecEnv
 
 
 def load_policy(spec: str, seed: int) -> tuple[Policy, dict]:
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object (and nothing else on stdout)")
     parser.add_argument("--render", metavar="OUT.gif", help="write an animation of the first envs' episodes")
     parser.add_argument("--render-envs", type=int, default=4, help="how many envs to draw with --render")
+    parser.add_argument("--no-contribution", action="store_true",
+                        help="play the episodes with the whole team only (no Shapley contributions)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     try:
@@ -78,17 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    sim = sim.with_num_envs(args.num_envs)
-    env = MAPushVecEnv(sim, task, rewards, seed=args.seed)
+    run_sections = info.pop("run_sections", None)
+    if run_sections is not None and args.config is None:
+        task, rewards = run_sections
+        print("task and rewards: the checkpoint's run's (--config to choose others)", file=sys.stderr)
+    contribution = not args.no_contribution
+    env = evaluation_env(sim, task, rewards, num_envs=args.num_envs, seed=args.seed, contribution=contribution)
     start = time.perf_counter()
     record = min(args.render_envs, args.num_envs) if args.render else 0
-    stats, frames = first_episodes(env, policy, record_envs=record, progress=not args.json)
+    metrics, stats, frames = evaluate_team(
+        env, policy, contribution=contribution, record_envs=record, progress=not args.json
+    )
     summary = {
         **info,
         "num_envs": args.num_envs,
         "seed": args.seed,
         "backend": sim.backend,
-        **summarize(stats),
+        **metrics,
         "wall_time_s": round(time.perf_counter() - start, 2),
     }
     if args.render:

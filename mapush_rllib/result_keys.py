@@ -17,8 +17,29 @@ SUCCESS_RATE = f"{TASK_METRICS}/success_rate"
 FREELOADING_INDEX = f"{TASK_METRICS}/freeloading_index"
 TASK_PROGRESS = f"{TASK_METRICS}/task_progress"
 WINDOW_EPISODES = f"{TASK_METRICS}/window_episodes"
+#: The member's own evaluation (`mapush_rllib.evaluation`): what decisions and claims use.
+EVAL = "eval"
+EVAL_SUCCESS_RATE = f"{EVAL}/success_rate"
+EVAL_FINISH_TIME = f"{EVAL}/finish_time_s"
+EVAL_TASK_PROGRESS = f"{EVAL}/task_progress"
+EVAL_FREELOADING_INDEX = f"{EVAL}/freeloading_index"
+EVAL_CONTRIBUTION_BALANCE = f"{EVAL}/contribution_balance"
+EVAL_EPISODES = f"{EVAL}/episodes"
+EVAL_TIME = f"{EVAL}/time_s"
 #: The values the learners and envs hold (`mapush_rllib.live_settings.read_live_settings`).
 LIVE_SETTINGS = "live_settings"
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"a/b": x} -> {"a": {"b": x}}: results are nested, and Tune joins the keys with '/'."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split("/")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return nested
 
 
 def result_value(result: dict, key: str, default: Any = None) -> Any:

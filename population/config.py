@@ -23,6 +23,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from curriculum import CurriculumConfig, CurriculumConfigError, build_level_table
+from mapush_rllib.evaluation import EvaluationConfig
 from mapush_rllib.sim.config import SimConfig
 from mapush_rllib.sim.schema import StrictModel, format_validation_error
 from mapush_rllib.task.config import RewardConfig, TaskConfig
@@ -87,12 +88,30 @@ class ExperimentConfig(StrictModel):
     )
     run: RunConfig = Field(default_factory=RunConfig)
     pbt: PBTConfig | None = Field(None, description="population-based training; absent: one member, no PBT")
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig, description="the member's own evaluation: what ranking and claims use"
+    )
+
+    def resolved_evaluation(self) -> EvaluationConfig:
+        """The evaluation with its defaults filled in: at every PBT decision (every 10 iterations without PBT)."""
+        return self.evaluation.resolved(self.simulator.num_envs, self.pbt.perturbation_interval if self.pbt else 10)
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
         problems = task_config_problems(self.task, self.simulator.physics)
         if problems:
             raise ValueError("\n".join(problems))
+        if self.evaluation.num_envs is not None and self.evaluation.num_envs > self.simulator.num_envs:
+            raise ValueError(
+                f"evaluation.num_envs: {self.evaluation.num_envs} is more than the {self.simulator.num_envs} envs "
+                "the member trains with (simulator.num_envs); lower it or raise simulator.num_envs"
+            )
+        members = self.pbt.population_size if self.pbt is not None else 1
+        if self.run.seed <= self.evaluation.seed < self.run.seed + members:
+            raise ValueError(
+                f"evaluation.seed: {self.evaluation.seed} is a training seed (members train with run.seed "
+                f"{self.run.seed} .. {self.run.seed + members - 1}); evaluation episodes must be held out"
+            )
         if self.pbt is None:
             return self
         resolved_mutations(self)  # raises naming pbt.<field> for impossible mutations

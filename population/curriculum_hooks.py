@@ -28,7 +28,7 @@ from curriculum.metrics import PREFIX
 from mapush_rllib.env import runner_vec_envs
 from mapush_rllib.sim.config import SimConfig
 from mapush_rllib.task.config import TaskConfig
-from population.result_keys import CURRICULUM
+from population.result_keys import CURRICULUM, nest
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +81,6 @@ def result_metrics(stats: CurriculumStats) -> dict[str, float]:
         always += ["level_mean", "level_max"]
         always += [f"level_success_rate/{k}" for k in range(len(stats.envs_per_level))]
     return {**{key: math.nan for key in always}, **metrics}
-
-
-def nest(flat: dict[str, float]) -> dict[str, Any]:
-    """{"level_hist/0": x} -> {"level_hist": {"0": x}}: Tune keeps results nested and joins keys with '/'."""
-    nested: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split("/")
-        node = nested
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return nested
 
 
 class CurriculumCallbacks(RLlibCallback):

@@ -26,13 +26,17 @@ from population.explore import Mutation
 
 
 class ScoreConfig(StrictModel):
-    """Weights of the member score (`population/exploit.py`): success, curriculum and task progress, freeloading."""
+    """Weights of the member score (`population/exploit.py`): success, curriculum and task progress, freeloading,
+    contribution balance."""
 
     level_weight: float = Field(0.5, ge=0, description="weight of mean curriculum level / top level")
     freeloading_weight: float = Field(
         0.25, ge=0, le=1, description="share of the achievement a fully freeloading team (index 1) loses"
     )
     progress_weight: float = Field(0.1, ge=0, description="weight of task progress (how far boxes got)")
+    contribution_weight: float = Field(
+        0.25, ge=0, le=1, description="share of the achievement a team with one useless agent (balance 0) loses"
+    )
 
 
 class PBTConfig(StrictModel):

@@ -39,7 +39,9 @@ POPULATION_FILE = "population.json"
 
 
 def build_algorithm_config(experiment: ExperimentConfig):
-    """The PPOConfig of one member: the experiment's sections plus the run's resources and the member score."""
+    """The PPOConfig of one member: the experiment's sections plus the run's resources, the member's own
+    evaluation and its score (in that order: the score reads the evaluation)."""
+    from mapush_rllib.evaluation import TeamEvaluation
     from mapush_rllib.training import build_ppo_config
     from population.curriculum_hooks import ppo_config_options
     from population.pbt_config import ScoreConfig
@@ -51,11 +53,16 @@ def build_algorithm_config(experiment: ExperimentConfig):
         **ppo_config_options(experiment.curriculum),
     )
     score = experiment.pbt.score if experiment.pbt is not None else ScoreConfig()
+    stop = experiment.run.stop
+    evaluation = TeamEvaluation(
+        experiment.resolved_evaluation(), last_iteration=stop.training_iterations, last_env_steps=stop.env_steps,
+        last_time_s=stop.time_s,
+    )
     return (
         config.resources(num_cpus_for_main_process=resources.cpus)
         .learners(num_cpus_per_learner=resources.cpus, num_gpus_per_learner=resources.gpus)
         .env_runners(num_cpus_per_env_runner=resources.cpus_per_env_runner)
-        .callbacks(on_train_result=ScoreFunction(score, top_level=top_curriculum_level(experiment)))
+        .callbacks(on_train_result=[evaluation, ScoreFunction(score, top_level=top_curriculum_level(experiment))])
     )
 
 
@@ -151,13 +158,15 @@ def progress_reporter(experiment: ExperimentConfig, plan) -> object:
     """Tune's table of members: success, curriculum level, freeloading, score, and the mutated values."""
     from ray import tune
 
+    # Success, freeloading and balance of the member's evaluation (held-out full-task episodes, each to its end),
+    # not the rolling training metrics, which count only the episodes that happened to finish.
     metrics = {
         "training_iteration": "iter",
         keys.ENV_STEPS: "env steps",
-        keys.SUCCESS_RATE: "success",
-        keys.FULL_TASK_SUCCESS: "full-task success",
+        keys.EVAL_SUCCESS_RATE: "success (eval)",
+        keys.EVAL_FREELOADING_INDEX: "freeloading",
+        keys.EVAL_CONTRIBUTION_BALANCE: "balance",
         keys.LEVEL_MEAN: "level",
-        keys.FREELOADING_INDEX: "freeloading",
         keys.SCORE: "score",
     }
     parameters = {"member": "member"}
@@ -239,8 +248,9 @@ def summarize(results) -> tuple[int, list[dict]]:
             "checkpoint": result.checkpoint.path if result.checkpoint else None,
             "training_iteration": metrics.get("training_iteration"),
             "env_steps": keys.result_value(metrics, keys.ENV_STEPS),
-            "success_rate": keys.result_value(metrics, keys.SUCCESS_RATE),
-            "full_task_success_rate": keys.result_value(metrics, keys.FULL_TASK_SUCCESS),
+            "eval_success_rate": keys.result_value(metrics, keys.EVAL_SUCCESS_RATE),
+            "eval_contribution_balance": keys.result_value(metrics, keys.EVAL_CONTRIBUTION_BALANCE),
+            "eval_freeloading_index": keys.result_value(metrics, keys.EVAL_FREELOADING_INDEX),
             "score": keys.result_value(metrics, keys.SCORE),
         })
     return status, rows

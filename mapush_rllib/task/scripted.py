@@ -27,10 +27,31 @@ class ScriptedPushPolicy:
     An agent not yet behind the box first steps sideways clear of it, then walks back past it, then
     takes its slot (left or right of the push line, by the side it is on) and pushes along u, steering
     its slot back onto the line as the box turns.
+
+    Two handicaps make teams of known quality for tests and benchmarks:
+        walk_away: agents that walk straight away from the box instead (a freeloader).
+        max_target_distance_m: both agents stand still while the box is farther than this from the target,
+            so every episode that starts farther fails by time-out and the others succeed early.
     """
+
+    def __init__(self, *, walk_away: tuple[int, ...] = (), max_target_distance_m: float | None = None) -> None:
+        self.walk_away = walk_away
+        self.max_target_distance_m = max_target_distance_m
 
     def __call__(self, obs: torch.Tensor, box_size_m: torch.Tensor) -> torch.Tensor:
         """obs (E, A, 8), box_size_m (E,) -> actions (E, A, 3) in [-1, 1]."""
+        actions = self._push(obs, box_size_m)
+        if self.walk_away:
+            box = obs[..., 2:4]
+            away = -MAX_SPEED * box / box.norm(dim=-1, keepdim=True).clamp(min=1e-6) / ACTION_SCALE
+            walking = torch.cat([away, torch.zeros_like(away[..., :1])], dim=-1).clamp(-1.0, 1.0)
+            actions[:, list(self.walk_away)] = walking[:, list(self.walk_away)]
+        if self.max_target_distance_m is not None:
+            too_far = (obs[:, 0, 0:2] - obs[:, 0, 2:4]).norm(dim=-1) > self.max_target_distance_m  # (E,)
+            actions = torch.where(too_far[:, None, None], 0.0, actions)
+        return actions
+
+    def _push(self, obs: torch.Tensor, box_size_m: torch.Tensor) -> torch.Tensor:
         target, box, box_rel_yaw = obs[..., 0:2], obs[..., 2:4], obs[..., 4]
         to_target = target - box
         u = to_target / to_target.norm(dim=-1, keepdim=True).clamp(min=1e-6)

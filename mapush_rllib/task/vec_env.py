@@ -87,7 +87,11 @@ class StepResult:
 
 
 class MAPushVecEnv:
-    """E envs of the MAPush mid-level pushing task, auto-resetting, with per-env task parameters."""
+    """E envs of the MAPush mid-level pushing task, auto-resetting, with per-env task parameters.
+
+    E is `sim.num_envs`. Env k plays the episodes of global env id `env_id_offset + k` (or `env_ids[k]`): resets
+    are drawn from (seed, global env id, episode index), so envs with the same id play the same episodes.
+    """
 
     num_agents = NUM_AGENTS
 
@@ -99,6 +103,7 @@ class MAPushVecEnv:
         *,
         seed: int = 0,
         env_id_offset: int = 0,
+        env_ids: torch.Tensor | None = None,
         backend: PhysicsBackend | None = None,
         task_schedule: TaskSchedule | None = None,
     ) -> None:
@@ -115,7 +120,11 @@ class MAPushVecEnv:
         self.task_schedule = task_schedule
         self.reward_fn = RewardFunction(rewards or RewardConfig(), NUM_AGENTS, self.device)
         self.seed = seed
-        self.env_ids = torch.arange(env_id_offset, env_id_offset + self.num_envs, device=self.device)
+        if env_ids is None:  # global env ids: which episodes the envs play (resets are drawn from them)
+            env_ids = torch.arange(env_id_offset, env_id_offset + self.num_envs)
+        elif len(env_ids) != self.num_envs:
+            raise ValueError(f"env_ids: {len(env_ids)} ids for {self.num_envs} envs")
+        self.env_ids = torch.as_tensor(env_ids, dtype=torch.long, device=self.device)
         self.episode_index = torch.full((self.num_envs,), -1, dtype=torch.long, device=self.device)
 
         E, A, K = self.num_envs, NUM_AGENTS, len(REWARD_TERMS)

@@ -16,6 +16,7 @@ def make_scheduler():
 
     def make(num_envs: int = 8, seed: int = 0, env_id_offset: int = 0, **config) -> CurriculumScheduler:
         config.setdefault("eval_fraction", 0.0)
+        config.setdefault("rule", "threshold")  # the per-env rule these tests were written for; pooled: own tests
         return CurriculumScheduler(
             CurriculumConfig(**config), TaskConfig(), PhysicsConfig(),
             num_envs=num_envs, seed=seed, env_id_offset=env_id_offset,

@@ -16,6 +16,7 @@ LEVELS = [
 CONFIGS = {
     "threshold_whole_range": dict(levels=LEVELS, initial_level_max=2, window_episodes=3, min_episodes=1),
     "learnability": dict(levels=LEVELS, rule="learnability", stats_window_episodes=7),
+    "pooled": dict(levels=LEVELS, rule="pooled", stats_window_episodes=7, level_episodes=3, probe_share=0.3),
     "off": dict(enabled=False),
 }
 

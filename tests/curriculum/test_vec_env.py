@@ -14,7 +14,7 @@ SIZES = torch.tensor([0.8, 1.0, 1.1])
 CONFIG = CurriculumConfig(
     levels=[{"target_distance_m": (1.1, 1.3), "box_size_m": float(size)} for size in SIZES],
     window_episodes=1, min_episodes=1, promote_success_rate=1.0, demote_success_rate=0.0,  # move on every episode
-    top_level="stay", eval_fraction=0.25,
+    top_level="stay", eval_fraction=0.25, rule="threshold",
 )
 
 

@@ -45,6 +45,11 @@ CASES = [
     ("pbt: {score: {freeloading_weight: 2}}", "pbt.score.freeloading_weight", "less than or equal to 1"),
     ("pbt: {}\nrun: {checkpoints_to_keep: 2}", "run.checkpoints_to_keep", "too few for PBT"),
     ("pbt: {populaton_size: 4}", "pbt.populaton_size", "Extra inputs are not permitted"),  # unknown key
+    ("evaluation: {num_envs: 0}", "evaluation.num_envs", "greater than or equal to 1"),  # no evaluation envs
+    ("simulator: {num_envs: 8}\nevaluation: {num_envs: 9}", "evaluation.num_envs", "more than the 8 envs"),
+    ("evaluation: {interval_iterations: 0}", "evaluation.interval_iterations", "greater than 0"),
+    ("evaluation: {seed: 2}\npbt: {population_size: 4}", "evaluation.seed", "is a training seed"),
+    ("curriculum: {level_episodes: 200}", "curriculum.level_episodes", "exceeds stats_window_episodes"),
 ]
 
 

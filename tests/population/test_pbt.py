@@ -138,9 +138,13 @@ def test_members_are_ranked_by_score_not_return(population_run) -> None:
     for directory in trial_dirs(experiment_dir):
         row = result_rows(directory)[-1]
         parts = row["pbt"]
-        assert set(parts) >= {"score", "full_task_success", "curriculum_progress", "task_progress", "freeloading_index"}
+        assert set(parts) >= {"score", "full_task_success", "curriculum_progress", "task_progress", "freeloading_index",
+                              "contribution_balance"}
+        assert parts["full_task_success"] == row["eval"]["success_rate"], "ranked on the member's own evaluation"
+        assert parts["task_progress"] == row["eval"]["task_progress"]
         achieved = parts["full_task_success"] + 0.5 * parts["curriculum_progress"] + 0.1 * parts["task_progress"]
-        assert parts["score"] == pytest.approx(achieved * (1 - 0.25 * parts["freeloading_index"]))
+        discount = (1 - 0.25 * parts["freeloading_index"]) * (1 - 0.25 * (1 - parts["contribution_balance"]))
+        assert parts["score"] == pytest.approx(achieved * discount)
     assert "score" in log and "entropy_coeff" in log, "the member table shows scores and mutated values"
 
 

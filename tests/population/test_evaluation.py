@@ -1,0 +1,49 @@
+"""The member's own evaluation: in every result, at the configured iterations, equal to `evaluate` on the
+checkpoint of the same iteration (one code path, bit-equal on CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import ray
+
+from mapush_rllib.evaluate import main as evaluate
+from population.config import load_experiment
+from population.run import build_algorithm_config
+
+pytestmark = pytest.mark.ray
+REPO = Path(__file__).resolve().parents[2]
+EVAL_ENVS, EVAL_SEED = 6, 4242
+
+
+def test_the_members_evaluation_equals_evaluate_on_its_checkpoint(tmp_path: Path, capsys) -> None:
+    experiment = load_experiment(REPO / "configs" / "smoke.yaml", overrides=[
+        f"evaluation.num_envs={EVAL_ENVS}", f"evaluation.seed={EVAL_SEED}", "evaluation.interval_iterations=2",
+        "run.stop.training_iterations=3", "task.episode_length_s=2.0",
+    ])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        algo = build_algorithm_config(experiment).build_algo()
+        first = algo.train()
+        assert math.isnan(first["eval"]["success_rate"]), "no evaluation before the first one is due"
+        second = algo.train()  # iteration 2: due
+        evaluation = second["eval"]
+        assert evaluation["iteration"] == 2 and evaluation["episodes"] == EVAL_ENVS
+        assert 0 <= evaluation["contribution_balance"] <= 1 and evaluation["time_s"] > 0
+        assert second["pbt"]["full_task_success"] == evaluation["success_rate"]  # the score reads the evaluation
+        checkpoint = algo.save_to_path(str(tmp_path / "checkpoint"))
+        third = algo.train()  # iteration 3 reaches the stop condition: evaluated again
+        assert third["eval"]["iteration"] == 3
+        algo.stop()
+    finally:
+        ray.shutdown()
+    capsys.readouterr()
+    assert evaluate(["--policy", checkpoint, "--num-envs", str(EVAL_ENVS), "--seed", str(EVAL_SEED), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    for key in ("success_rate", "finish_time_s", "task_progress", "freeloading_index", "contribution_balance"):
+        assert cli[key] == evaluation[key], key
+    for agent in ("agent_0", "agent_1"):
+        assert cli[f"contribution/{agent}/task_progress"] == evaluation["contribution"][agent]["task_progress"]
