@@ -38,7 +38,7 @@ def level_curve(rule: str, num_envs: int, env_steps: int, marks: list[int], seed
     key = "curriculum/frontier" if rule == "pooled" else "curriculum/level_mean"
     levels, pending, started = [], sorted(marks), time.perf_counter()
     with torch.no_grad():
-        for step in range(1, env_steps // num_envs + 1):
+        for step in range(1, -(-env_steps // num_envs) + 1):  # until the last mark is reached
             env.step(policy(env.obs, env.episode_box_size))
             while pending and step * num_envs >= pending[0]:
                 levels.append(round(scheduler.metrics().get(key, 0.0), 3))
@@ -60,10 +60,14 @@ def main() -> None:
     torch.set_num_threads(1)
     marks = [args.env_steps * (k + 1) // args.marks for k in range(args.marks)]
     for rule in args.rules:
-        small, large = (level_curve(rule, n, args.env_steps, marks, args.seed) for n in args.num_envs)
+        curves = []
+        for num_envs in args.num_envs:
+            curves.append(level_curve(rule, num_envs, args.env_steps, marks, args.seed))
+            print(json.dumps(curves[-1]) if args.json else curves[-1], flush=True)
+        small, large = curves
         ratios = [round(b / a, 2) if a > 0 else None for a, b in zip(small["levels"], large["levels"], strict=True)]
-        for row in (small, large, {"rule": rule, "large_over_small": ratios, "marks": marks}):
-            print(json.dumps(row) if args.json else row, flush=True)
+        row = {"rule": rule, "large_over_small": ratios, "marks": marks}
+        print(json.dumps(row) if args.json else row, flush=True)
 
 
 if __name__ == "__main__":

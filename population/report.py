@@ -29,9 +29,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from population import result_keys as keys  # noqa: E402
 
 #: Result keys, in order of preference, for each curve of the report.
-SUCCESS_KEYS = (keys.FULL_TASK_SUCCESS, keys.SUCCESS_RATE)
+#: The member's evaluation first; runs from before it had one fall back to the rolling (censored) metrics.
+SUCCESS_KEYS = (keys.EVAL_SUCCESS_RATE, keys.FULL_TASK_SUCCESS, keys.SUCCESS_RATE)
 LEVEL_KEYS = (keys.LEVEL_MEAN,)
-FREELOADING_KEYS = (keys.FREELOADING_INDEX,)
+FREELOADING_KEYS = (keys.EVAL_FREELOADING_INDEX, keys.FREELOADING_INDEX)
 SCORE_KEYS = (keys.SCORE,)
 MAX_LABELLED_EXPLOITS = 12  # exploits whose new values are written next to their arrow
 STEPS_KEYS = ("num_env_steps_sampled_lifetime", keys.ENV_STEPS)  # Tune's top-level copy first
@@ -186,7 +187,7 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
     lineage.set_title(f"lineage: {len(exploits)} exploits (x: member replaced; arrow: donor → receiver{labelled})",
                       pad=18)
 
-    curves = ((SUCCESS_KEYS, "full-task success (curriculum evaluation slice)"), (SCORE_KEYS, "score"),
+    curves = ((SUCCESS_KEYS, "full-task success (member's evaluation)"), (SCORE_KEYS, "score"),
               (FREELOADING_KEYS, "freeloading index"), (LEVEL_KEYS, "curriculum level (mean)"))
     for k, (curve_keys, title) in enumerate(curves):
         ax = fig.add_subplot(grid[1 + k // 2, (k % 2) * 2:(k % 2) * 2 + 2])

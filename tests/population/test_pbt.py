@@ -169,8 +169,8 @@ def test_report_draws_the_lineage_and_the_best_members_rollout(population_run, t
         if row is None or mark > steps[-1]:
             assert curves["baseline"]["success"][i] is None
             continue
-        for key, value in (("success", row["curriculum"]["full_task_success_rate"]),
-                           ("freeloading_index", row["env_runners"]["mapush"]["freeloading_index"])):
+        for key, value in (("success", row["eval"]["success_rate"]),
+                           ("freeloading_index", row["eval"]["freeloading_index"])):
             assert curves["baseline"][key][i] == pytest.approx(value, nan_ok=True), (key, mark)
     assert "| env steps | best (member" in done.stdout, "the table is printed"
     assert len(summary["exploits"]) == len(exploits(experiment_dir))
