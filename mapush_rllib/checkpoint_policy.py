@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from mapush_rllib.env import ENV_CONFIG_REWARDS
-from mapush_rllib.task.config import AGENT_IDS, RewardConfig, TaskConfig, agent_index
+from mapush_rllib.env import env_sections
+from mapush_rllib.task.config import AGENT_IDS, agent_index
 
 ALGORITHM_STATE = "algorithm_state.pkl"  # marks an Algorithm checkpoint (components have state.pkl)
 MODULES_DIR = Path("learner_group") / "learner" / "rl_module"
@@ -105,9 +105,6 @@ def load_checkpoint_policy(path: str, device: str = "cpu") -> tuple[CheckpointPo
         "agent_modules": agent_modules,
         "central_critic": bool(config["env_config"].get("central_critic", False)),
         # the task and rewards the run trained on (not printed: `evaluate` takes them out)
-        "run_sections": (
-            TaskConfig.model_validate(config["env_config"]["task"], strict=False),
-            RewardConfig.model_validate(config["env_config"][ENV_CONFIG_REWARDS], strict=False),
-        ),
+        "run_sections": env_sections(config["env_config"])[1:],
     }
     return CheckpointPolicy(modules, agent_modules, device), info

@@ -72,6 +72,15 @@ def envs_per_runner(env_config: dict) -> int:
     return int(env_config["sim"]["num_envs"])
 
 
+def env_sections(env_config: dict) -> tuple[SimConfig, TaskConfig, RewardConfig]:
+    """The simulator, task and reward sections of an env config, as typed configs."""
+    return (
+        SimConfig.model_validate(env_config["sim"], strict=False),
+        TaskConfig.model_validate(env_config["task"], strict=False),
+        RewardConfig.model_validate(env_config[ENV_CONFIG_REWARDS], strict=False),
+    )
+
+
 def make_vec_env(env_config: dict, env_id_offset: int, *, num_envs: int | None = None) -> MAPushVecEnv:
     """The simulator of a runner's envs, global ids env_id_offset, env_id_offset+1, ...
 
@@ -80,14 +89,14 @@ def make_vec_env(env_config: dict, env_id_offset: int, *, num_envs: int | None =
         env_id_offset: global id of the first env; decides which episodes the envs play.
         num_envs: a batch of another size than the runner's (1: one sub-env of RLlib's stock runner).
     """
-    sim = SimConfig.model_validate(env_config["sim"], strict=False)
+    sim, task, rewards = env_sections(env_config)
     if num_envs is not None:
         sim = sim.with_num_envs(num_envs)
     factory = env_config.get("task_schedule_factory")
     return MAPushVecEnv(
         sim,
-        TaskConfig.model_validate(env_config["task"], strict=False),
-        RewardConfig.model_validate(env_config[ENV_CONFIG_REWARDS], strict=False),
+        task,
+        rewards,
         seed=int(env_config["seed"]),
         env_id_offset=env_id_offset,
         task_schedule=factory(env_config, sim.num_envs, env_id_offset) if factory is not None else None,

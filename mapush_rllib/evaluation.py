@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
 
 from mapush_rllib.checkpoint_policy import CheckpointPolicy
-from mapush_rllib.env import ENV_CONFIG_REWARDS
-from mapush_rllib.result_keys import ENV_STEPS, EVAL, nest, result_value
-from mapush_rllib.sim.config import SimConfig
+from mapush_rllib.env import env_sections
+from mapush_rllib.result_keys import EVAL, nest
 from mapush_rllib.sim.schema import StrictModel
 from mapush_rllib.task.calculator import TEAM_METRICS, evaluate_team, evaluation_env
-from mapush_rllib.task.config import AGENT_IDS, RewardConfig, TaskConfig
+from mapush_rllib.task.config import AGENT_IDS
 
 #: Reset seed of the evaluation episodes: far from the seeds runs train with (run.seed + member index).
 DEFAULT_SEED = 1_000_003
@@ -74,35 +74,23 @@ class TeamEvaluation:
 
     Args:
         config: the evaluation settings, `num_envs` resolved (`EvaluationConfig.resolved`).
-        last_iteration, last_env_steps, last_time_s: evaluate every `config.interval_iterations` iterations and
-            at the iteration that reaches any of these (the run's stop condition).
+        is_last: the run's stop condition, `result -> bool`: the iteration that meets it is evaluated too.
     """
 
-    def __init__(self, config: EvaluationConfig, *, last_iteration: int | None = None,
-                 last_env_steps: int | None = None, last_time_s: float | None = None) -> None:
+    def __init__(self, config: EvaluationConfig, *, is_last: Callable[[dict], bool] | None = None) -> None:
         if config.num_envs is None or config.interval_iterations is None:
             raise ValueError("TeamEvaluation needs EvaluationConfig.resolved(...)")
         self.config = config
-        self.interval_iterations = config.interval_iterations
-        self.last_iteration = last_iteration
-        self.last_env_steps = last_env_steps
-        self.last_time_s = last_time_s
-
-    def due(self, iteration: int, env_steps: float, time_s: float) -> bool:
-        return (
-            iteration % self.interval_iterations == 0
-            or (self.last_iteration is not None and iteration >= self.last_iteration)
-            or (self.last_env_steps is not None and env_steps >= self.last_env_steps)
-            or (self.last_time_s is not None and time_s >= self.last_time_s)
-        )
+        self.is_last = is_last
+        self.keys = evaluation_keys(config.contribution)
 
     def __call__(self, *, algorithm: Any, result: dict, **kwargs: Any) -> None:
-        iteration = algorithm.iteration  # on_train_result runs once the iteration is counted (Trainable.log_result)
-        if self.due(iteration, result_value(result, ENV_STEPS, 0), result.get("time_total_s", 0.0)):
+        # on_train_result runs once Tune has counted the iteration and filled in its time (Trainable.log_result)
+        iteration = result["training_iteration"]
+        if iteration % self.config.interval_iterations == 0 or (self.is_last is not None and self.is_last(result)):
             algorithm.last_evaluation = self.evaluate(algorithm, iteration)
-        keys = evaluation_keys(self.config.contribution)
         latest = getattr(algorithm, "last_evaluation", None) or {}
-        result[EVAL] = nest({key: latest.get(key, math.nan) for key in keys})
+        result[EVAL] = nest({key: latest.get(key, math.nan) for key in self.keys})
 
     def evaluate(self, algorithm: Any, iteration: int) -> dict[str, float]:
         """The calculator protocol with the algorithm's current policies; flat metrics."""
@@ -112,7 +100,7 @@ class TeamEvaluation:
         modules = {module_id: algorithm.get_module(module_id) for module_id in set(agent_modules.values())}
         policy = CheckpointPolicy(modules, agent_modules, env.device)
         metrics, team, _ = evaluate_team(env, policy, contribution=self.config.contribution)
-        metrics = {key: value for key, value in metrics.items() if key in evaluation_keys(self.config.contribution)}
+        metrics = {key: value for key, value in metrics.items() if key in self.keys}
         metrics.update(episodes=float(len(team)), iteration=float(iteration),
                        time_s=time.perf_counter() - started)
         return metrics
@@ -120,11 +108,8 @@ class TeamEvaluation:
     def env_of(self, algorithm: Any):
         """The member's evaluation batch, built once per process (on its simulator backend and device)."""
         if getattr(algorithm, "evaluation_env", None) is None:
-            env_config = algorithm.config.env_config
             algorithm.evaluation_env = evaluation_env(
-                SimConfig.model_validate(env_config["sim"], strict=False),
-                TaskConfig.model_validate(env_config["task"], strict=False),
-                RewardConfig.model_validate(env_config[ENV_CONFIG_REWARDS], strict=False),
+                *env_sections(algorithm.config.env_config),
                 num_envs=self.config.num_envs, seed=self.config.seed, contribution=self.config.contribution,
             )
         return algorithm.evaluation_env

@@ -25,9 +25,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 
 from curriculum import CurriculumConfig, CurriculumScheduler, CurriculumStats
 from curriculum.metrics import PREFIX
-from mapush_rllib.env import runner_vec_envs
-from mapush_rllib.sim.config import SimConfig
-from mapush_rllib.task.config import TaskConfig
+from mapush_rllib.env import env_sections, runner_vec_envs
 from population.result_keys import CURRICULUM, nest
 
 logger = logging.getLogger(__name__)
@@ -39,10 +37,10 @@ RESUMED_KEYS = ("iteration", "level_mean", "level_max", "full_task_success_rate"
 
 def curriculum_schedule(env_config: dict, num_envs: int, env_id_offset: int) -> CurriculumScheduler:
     """The scheduler of one simulator batch (a `TaskScheduleFactory`, see `mapush_rllib.env`)."""
-    sim = SimConfig.model_validate(env_config["sim"], strict=False)
+    sim, task, _ = env_sections(env_config)
     return CurriculumScheduler(
         CurriculumConfig.model_validate(env_config[ENV_CONFIG_KEY], strict=False),
-        TaskConfig.model_validate(env_config["task"], strict=False),
+        task,
         sim.physics,
         num_envs=num_envs,
         seed=int(env_config["seed"]),

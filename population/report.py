@@ -55,7 +55,7 @@ class Member:
         """(iterations, values) of the first of `keys` the results have."""
         for key in keys:
             points = [(row["training_iteration"], value) for row in self.rows
-                      if (value := lookup(row, key)) is not None]
+                      if (value := keys.result_value(row, key)) is not None]
             if points:
                 return [p[0] for p in points], [float(p[1]) for p in points]
         return [], []
@@ -86,13 +86,8 @@ class Exploit:
     changes: dict[str, tuple[float, float]]  # mutated path -> (donor value, new value)
 
 
-def lookup(row: dict, key: str):
-    """The value of `key` ("a/b") in a result.json row (Tune keeps results nested), None where missing."""
-    return keys.result_value(row, key)
-
-
 def lookup_first(row: dict, keys: tuple[str, ...]):
-    return next((value for key in keys if (value := lookup(row, key)) is not None), None)
+    return next((value for key in keys if (value := keys.result_value(row, key)) is not None), None)
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, float]:

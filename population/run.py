@@ -53,11 +53,7 @@ def build_algorithm_config(experiment: ExperimentConfig):
         **ppo_config_options(experiment.curriculum),
     )
     score = experiment.pbt.score if experiment.pbt is not None else ScoreConfig()
-    stop = experiment.run.stop
-    evaluation = TeamEvaluation(
-        experiment.resolved_evaluation(), last_iteration=stop.training_iterations, last_env_steps=stop.env_steps,
-        last_time_s=stop.time_s,
-    )
+    evaluation = TeamEvaluation(experiment.resolved_evaluation(), is_last=StopCondition(experiment).reached)
     return (
         config.resources(num_cpus_for_main_process=resources.cpus)
         .learners(num_cpus_per_learner=resources.cpus, num_gpus_per_learner=resources.gpus)
@@ -83,6 +79,10 @@ class StopCondition:
         self.iterations, self.env_steps, self.time_s = stop.training_iterations, stop.env_steps, stop.time_s
 
     def __call__(self, trial_id: str, result: dict) -> bool:
+        return self.reached(result)
+
+    def reached(self, result: dict) -> bool:
+        """True once `result` meets any configured limit."""
         steps = keys.result_value(result, keys.ENV_STEPS, 0)
         return bool(
             (self.iterations is not None and result["training_iteration"] >= self.iterations)
