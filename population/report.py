@@ -27,6 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from population import result_keys as keys  # noqa: E402
+from population.result_keys import result_value  # noqa: E402 -- methods take a `keys` argument
 
 #: Result keys, in order of preference, for each curve of the report.
 #: The member's evaluation first; runs from before it had one fall back to the rolling (censored) metrics.
@@ -55,7 +56,7 @@ class Member:
         """(iterations, values) of the first of `keys` the results have."""
         for key in keys:
             points = [(row["training_iteration"], value) for row in self.rows
-                      if (value := keys.result_value(row, key)) is not None]
+                      if (value := result_value(row, key)) is not None]
             if points:
                 return [p[0] for p in points], [float(p[1]) for p in points]
         return [], []
@@ -87,7 +88,7 @@ class Exploit:
 
 
 def lookup_first(row: dict, keys: tuple[str, ...]):
-    return next((value for key in keys if (value := keys.result_value(row, key)) is not None), None)
+    return next((value for key in keys if (value := result_value(row, key)) is not None), None)
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, float]:
