@@ -36,9 +36,15 @@ import numpy as np
 import torch
 from ray.rllib.algorithms.ppo import PPO
 
+from mapush_rllib.checkpoints import write_manifest
 from mapush_rllib.env import runner_vec_envs
 from mapush_rllib.live_settings import verify_live_settings
-from mapush_rllib.ray_compat import reapply_scheduled_learning_rates, request_initial_reset, wants_component
+from mapush_rllib.ray_compat import (
+    last_result,
+    reapply_scheduled_learning_rates,
+    request_initial_reset,
+    wants_component,
+)
 from mapush_rllib.task.vec_env import MAPushVecEnv
 
 logger = logging.getLogger(__name__)
@@ -47,6 +53,9 @@ ENV_STATE_KEY = "mapush_env_state"
 EVALUATION_KEY = "mapush_last_evaluation"
 #: The simulators of this process whose task schedule holds the run's state (reported or loaded since built).
 _HOLD_RUN_STATE: weakref.WeakSet[MAPushVecEnv] = weakref.WeakSet()
+
+#: Learner results that must stay finite: a NaN here means the weights are (or are about to be) NaN.
+FINITE_LEARNER_RESULTS = ("total_loss", "policy_loss", "vf_loss", "entropy")
 
 #: A runner's task-schedule states: one `state_dict()` (or None) per simulator of the runner.
 RunnerStates = list[Any]
@@ -142,6 +151,21 @@ def env_state_digest(states: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+class TrainingDivergedError(RuntimeError):
+    """A member's losses went non-finite: it fails (and Tune restores it per `run.max_failures`), never trains on."""
+
+
+def non_finite_learner_results(result: dict) -> list[str]:
+    """`module/key` of every `FINITE_LEARNER_RESULTS` value in `result["learners"]` that is NaN or infinite."""
+    found = []
+    for module_id, values in (result.get("learners") or {}).items():
+        for key in FINITE_LEARNER_RESULTS:
+            value = values.get(key) if isinstance(values, dict) else None
+            if value is not None and not np.isfinite(float(value)):
+                found.append(f"{module_id}/{key}={float(value)}")
+    return found
+
+
 def runner_index(env_runner: Any) -> int:
     return int(env_runner.worker_index or 0)
 
@@ -157,6 +181,22 @@ class MAPushPPO(PPO):
         self.last_evaluation: dict[str, float] = {}  # the latest evaluation of the current weights (evaluation.py)
         self.evaluation_env = None  # the evaluation batch, built at the first evaluation
         super().setup(config)
+
+    def step(self) -> dict:
+        result = super().step()
+        diverged = non_finite_learner_results(result)
+        if diverged:
+            raise TrainingDivergedError(
+                f"training diverged at iteration {self.iteration + 1}: {', '.join(diverged)}. "
+                "Lower training.lr (or the PBT lr range) or the reward scales; Tune restores this member from "
+                "its last checkpoint up to run.max_failures times"
+            )
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        """RLlib's checkpoint, then its manifest (`mapush_rllib.checkpoints`): the mark of a complete one."""
+        super().save_checkpoint(checkpoint_dir)
+        write_manifest(checkpoint_dir, last_result(self))
 
     def training_step(self) -> None:
         self.sync_env_state()  # runners rebuilt since the last step get their state back before sampling

@@ -12,11 +12,13 @@ only the 8-D observation (its actor never reads the global state).
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mapush_rllib.checkpoints import MANIFEST, CheckpointError, checkpoint_index, newest_complete, verify
 from mapush_rllib.env import env_sections
 from mapush_rllib.task.config import AGENT_IDS, agent_index
 
@@ -24,25 +26,31 @@ ALGORITHM_STATE = "algorithm_state.pkl"  # marks an Algorithm checkpoint (compon
 MODULES_DIR = Path("learner_group") / "learner" / "rl_module"
 
 
-class CheckpointError(FileNotFoundError):
-    """No usable checkpoint at the given path; the message says what was looked for."""
-
-
 def find_checkpoint(path: str | Path) -> Path:
-    """The Algorithm checkpoint at `path`, or the newest one under it (a Tune run or trial directory)."""
+    """The Algorithm checkpoint at `path`, or under it (a trial or run directory) the complete checkpoint of the
+    highest training iteration: a folder whose writing was cut short, or whose files are damaged, is passed over."""
     root = Path(path).expanduser().absolute()  # RLlib reads a relative path as a URI without a scheme
     if not root.exists():
         raise CheckpointError(f"--policy: {str(path)!r} does not exist")
     if (root / ALGORITHM_STATE).is_file():
-        found = [root]
-    else:
-        found = [marker.parent for marker in root.rglob(ALGORITHM_STATE)]
-    found = [directory for directory in found if (directory / MODULES_DIR).is_dir()]
-    if not found:
+        if (root / MANIFEST).exists():
+            verify(root)  # raises naming the missing or damaged file
+        return root
+    trial_dirs = {marker.parent.parent for marker in root.rglob(ALGORITHM_STATE)
+                  if checkpoint_index(marker.parent) is not None}
+    complete, passed_over = [], []
+    for trial_dir in sorted(trial_dirs):
+        newest, skipped = newest_complete(trial_dir)
+        passed_over += skipped
+        complete += [newest] if newest is not None else []
+    for reason in passed_over:
+        print(f"passed over {reason}", file=sys.stderr)
+    if not complete:
         raise CheckpointError(
-            f"--policy: no RLlib checkpoint in {str(path)!r} (looked for {ALGORITHM_STATE} with {MODULES_DIR}/)"
+            f"--policy: no complete checkpoint in {str(path)!r} (looked for checkpoint_* folders with {MANIFEST}"
+            + (f"; passed over {len(passed_over)} incomplete or damaged" if passed_over else "") + ")"
         )
-    return max(found, key=lambda directory: ((directory / ALGORITHM_STATE).stat().st_mtime, str(directory)))
+    return max(complete, key=lambda c: (c.training_iteration, checkpoint_index(c.path))).path
 
 
 class CheckpointPolicy:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from mapush_rllib.sim.config import SimConfig
-from mapush_rllib.sim.schema import format_validation_error
+from mapush_rllib.sim.schema import format_validation_error, load_yaml
 from mapush_rllib.task.calculator import Policy, evaluate_team, evaluation_env
 from mapush_rllib.task.config import RewardConfig, TaskConfig
 from mapush_rllib.task.scripted import RandomPolicy, ScriptedPushPolicy
@@ -49,7 +50,15 @@ def load_sections(path: str | None) -> tuple[SimConfig, TaskConfig, RewardConfig
     """The simulator, task and rewards sections of an experiment YAML (defaults without one)."""
     if path is None:
         return SimConfig(), TaskConfig(), RewardConfig()
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        data = load_yaml(Path(path).read_text()) or {}
+    except OSError as error:
+        raise ValueError(f"--config: cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"--config: {path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config: {path} must be an experiment file (a mapping of sections), "
+                         f"not a {type(data).__name__}")
     try:
         return (
             SimConfig.model_validate(data.get("simulator", {})),
@@ -58,6 +67,21 @@ def load_sections(path: str | None) -> tuple[SimConfig, TaskConfig, RewardConfig
         )
     except ValidationError as error:
         raise ValueError(f"{path}:\n{format_validation_error(error)}") from None
+
+
+def check_render_path(path: str) -> None:
+    """Before the evaluation runs: the animation's name ends in .gif and a file can be written in its folder."""
+    out = Path(path)
+    if out.suffix.lower() != ".gif":
+        raise ValueError(f"--render: {path!r} must end in .gif (the animation is a GIF)")
+    if out.is_dir():
+        raise ValueError(f"--render: {path!r} is a folder; name the .gif to write")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as error:
+        raise ValueError(f"--render: cannot write into {str(out.parent)!r}: {error.strerror}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.num_envs < 1:
             raise ValueError("--num-envs must be at least 1")
+        if args.render_envs < 1:
+            raise ValueError("--render-envs must be at least 1")
+        if args.render:
+            check_render_path(args.render)
         sim, task, rewards = load_sections(args.config)
         policy, info = load_policy(args.policy, args.seed)
     except (ValueError, FileNotFoundError) as error:

@@ -8,9 +8,11 @@ a trial misbehaving later (`check_ray_version`).
 
 from __future__ import annotations
 
-import csv
+import json
 import math
+import os
 import weakref
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -210,19 +212,69 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
         super()._log_config_on_step(trial_state, new_state, trial, trial_to_clone, new_config)
 
 
-def json_logger_reopen(logger: Any, trial: Any, path: Any) -> None:
-    """Let Tune's JsonLoggerCallback append to `path` for `trial` if it holds no open file for it."""
-    if trial not in logger._trial_files:
-        logger._trial_files[trial] = open(path, "at")  # noqa: SIM115 -- the logger owns and closes it
+def last_result(trainable: Any) -> dict:
+    """The result of a Tune trainable's latest iteration (what Tune registers with a checkpoint it takes)."""
+    return dict(trainable._last_result or {})
 
 
-def csv_logger_continue(logger: Any, trial: Any, read_header: Any) -> None:
-    """Make Tune's CSVLoggerCallback continue an existing progress file under that file's own header.
+def newest_experiment_state(experiment_dir: Path) -> Path | None:
+    """The experiment state file `Tuner.restore` reads (Tune names them by session date; the newest sorts last)."""
+    from ray.tune.execution.tune_controller import TuneController
 
-    Tune (2.60) continues a file after `--resume` without a header, in the keys of the first new result.
-    `read_header()` returns the existing file's column names.
+    found = sorted(experiment_dir.glob(TuneController.CKPT_FILE_TMPL.format("*")))
+    return found[-1] if found else None
+
+
+def recorded_trial_checkpoints(experiment_dir: Path) -> dict[str, str | None]:
+    """Trial folder name -> the path of the newest checkpoint Tune's experiment state records (None: none)."""
+    from ray.tune.experiment.trial import Trial
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    path = newest_experiment_state(experiment_dir)
+    if path is None:
+        raise FileNotFoundError(f"{experiment_dir}: no Tune experiment state (the run ended before Tune saved one)")
+    state = _loads_with_cloudpickle(path.read_text())
+    recorded = {}
+    for trial_json, run_metadata in state["trial_data"]:
+        trial = Trial.from_json_state(trial_json, stub=True)
+        trial.restore_run_metadata(run_metadata)
+        latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+        recorded[trial.storage.trial_dir_name] = latest.checkpoint.path if latest else None
+    return recorded
+
+
+def record_trial_checkpoints(experiment_dir: Path, checkpoints: dict[str, list[tuple[Path, dict]]],
+                             last_index: dict[str, int]) -> None:
+    """Make Tune's experiment state list exactly `checkpoints[trial folder]` (oldest first, with their results)
+    for each trial named, continue numbering after `last_index[trial folder]`, and write it back atomically.
+
+    Tune saves its experiment state now and then (every 10 s or more), so a killed run's state can miss the
+    newest checkpoints (resume would silently repeat iterations) or list one whose copy was cut short.
     """
-    if trial not in logger._trial_files:
-        logger._setup_trial(trial)
-    if logger._trial_csv[trial] is None and logger._trial_continue[trial]:
-        logger._trial_csv[trial] = csv.DictWriter(logger._trial_files[trial], read_header())
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+    from ray.tune.experiment.trial import Trial
+    from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
+
+    path = newest_experiment_state(experiment_dir)
+    state = _loads_with_cloudpickle(path.read_text())
+    trial_data = []
+    for trial_json, run_metadata in state["trial_data"]:
+        trial = Trial.from_json_state(trial_json, stub=True)
+        trial.restore_run_metadata(run_metadata)
+        name = trial.storage.trial_dir_name
+        if name in checkpoints:
+            manager = _CheckpointManager(trial.run_metadata.checkpoint_manager.checkpoint_config)
+            for directory, result in checkpoints[name]:
+                manager.register_checkpoint(_TrainingResult(Checkpoint(str(directory)), result))
+            trial.run_metadata.checkpoint_manager = manager
+            trial.run_metadata.last_result = checkpoints[name][-1][1] if checkpoints[name] else {}
+            trial.storage.current_checkpoint_index = last_index[name]
+            trial.stub = False  # a stub is how this function read it, not what the trial is
+            trial.invalidate_json_state()
+        trial_data.append(list(trial.get_json_state()))
+    state["trial_data"] = trial_data
+    staged = path.with_name(path.name + ".tmp")
+    staged.write_text(json.dumps(state, cls=TuneFunctionEncoder))
+    os.replace(staged, path)

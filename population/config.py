@@ -25,7 +25,7 @@ from pydantic import Field, ValidationError, model_validator
 from curriculum import CurriculumConfig, CurriculumConfigError, build_level_table
 from mapush_rllib.evaluation import EvaluationConfig
 from mapush_rllib.sim.config import SimConfig
-from mapush_rllib.sim.schema import StrictModel, format_validation_error
+from mapush_rllib.sim.schema import StrictModel, format_validation_error, load_yaml
 from mapush_rllib.task.config import RewardConfig, TaskConfig
 from mapush_rllib.task.task_params import task_config_problems
 from mapush_rllib.training import TrainingConfig
@@ -66,7 +66,9 @@ class RunConfig(StrictModel):
     seed: int = 0
     stop: StopConfig = Field(default_factory=lambda: StopConfig(training_iterations=100))
     checkpoint_every_iterations: int = Field(10, gt=0)
-    checkpoints_to_keep: int | None = Field(None, gt=0, description="null keeps all (PBT needs old ones)")
+    checkpoints_to_keep: int | None = Field(
+        5, gt=0, description="newest checkpoints kept per member (a PBT copy takes the donor's newest); null: all"
+    )
     storage: str = Field("runs", min_length=1, description="directory of Tune's experiment folders")
     dashboard: bool = Field(False, description="start Ray's dashboard with a local run (http://127.0.0.1:8265)")
     dashboard_port: int = Field(8265, ge=1024, le=65535)
@@ -144,7 +146,7 @@ def load_experiment(
     """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except FileNotFoundError:
         raise ExperimentConfigError(f"{path}: no such file") from None
     except yaml.YAMLError as error:
@@ -169,7 +171,7 @@ def _apply_override(data: dict, override: str, path: Path) -> None:
     if not separator or not key.strip():
         raise ExperimentConfigError(f"{path}: override {override!r}: expected dotted.key=value")
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError as error:
         raise ExperimentConfigError(f"{path}: override {key}: the value is not valid YAML: {error}") from None
     *parents, leaf = key.strip().split(".")

@@ -20,9 +20,9 @@ An invalid file prints one line per problem and exits with status 2 before Ray s
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -31,10 +31,19 @@ import yaml
 
 from population import result_keys as keys
 from population.config import ExperimentConfig, ExperimentConfigError, load_experiment
+from population.resume import (
+    EXPERIMENT_FILE,
+    RESUMABLE_CHANGES,
+    RunFolderError,
+    RunLock,
+    changed_settings,
+    find_run,
+    new_run_dir,
+    recover,
+)
 
 EXIT_INVALID_CONFIG = 2
 EXIT_TRIAL_FAILED = 1
-EXPERIMENT_FILE = "experiment.yaml"
 POPULATION_FILE = "population.json"
 
 
@@ -91,24 +100,6 @@ class StopCondition:
         )
 
 
-# ------------------------------------------------------------------------------------------ experiment dirs
-
-
-def experiment_dirs(storage: Path, name: str) -> list[Path]:
-    """Runs of the experiment `name` under `storage`, oldest first (the folder names sort by date)."""
-    return sorted(p for p in storage.glob(f"{name}_*") if (p / EXPERIMENT_FILE).exists())
-
-
-def new_experiment_dir(storage: Path, name: str) -> Path:
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    path = storage / f"{name}_{stamp}"
-    suffix = 1
-    while path.exists():
-        path = storage / f"{name}_{stamp}_{suffix}"
-        suffix += 1
-    return path
-
-
 # ---------------------------------------------------------------------------------------------------- Ray
 
 
@@ -152,6 +143,25 @@ def start_ray(experiment: ExperimentConfig, address: str | None) -> None:
                 "`ray get-auth-token` (set RAY_AUTH_MODE=disabled before starting to turn it off locally)"
                 if auth == "token" else "token authentication is off")
         print(f"Ray dashboard: {url} ({hint})", flush=True)
+
+
+def check_members_fit(experiment: ExperimentConfig, algorithm_config, members: int) -> None:
+    """Stop before training when the members cannot all run at once: Tune would leave some PENDING (forever, when
+    not even one fits), and PBT compares members that train side by side. Reads the cluster Ray is connected to."""
+    import ray
+
+    per_member = algorithm_config.algo_class.default_resource_request(algorithm_config).required_resources
+    cluster = ray.cluster_resources()
+    for resource, field in (("CPU", "run.resources.cpus / cpus_per_env_runner"), ("GPU", "run.resources.gpus")):
+        need = members * per_member.get(resource, 0.0)
+        have = cluster.get(resource, 0.0)
+        if need > have + 1e-6:
+            raise ExperimentConfigError(
+                f"{field}: {members} member(s) x {per_member.get(resource, 0.0):g} {resource} = {need:g} {resource} "
+                f"are needed at once and the Ray cluster has {have:g}; lower {field} (fractions share a device), "
+                "training.num_env_runners or pbt.population_size"
+                + (", or give Ray more CPUs (run.resources.ray_num_cpus)" if resource == "CPU" else "")
+            )
 
 
 def progress_reporter(experiment: ExperimentConfig, plan) -> object:
@@ -217,22 +227,6 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
     )
 
 
-def describe_resumed(path: Path) -> str:
-    """What `--resume` continues: the run folder and each member's last iteration and checkpoint."""
-    lines = [f"Resuming {path}:"]
-    for trial in sorted(p for p in path.iterdir() if (p / "result.json").exists()):
-        rows = (trial / "result.json").read_text().splitlines()
-        last = json.loads(rows[-1]) if rows else {}
-        checkpoints = sorted(trial.glob("checkpoint_*"))
-        level = keys.result_value(last, keys.LEVEL_MEAN)
-        lines.append(
-            f"  {trial.name}: iteration {last.get('training_iteration', 0)}, "
-            f"newest checkpoint {checkpoints[-1].name if checkpoints else 'none'}"
-            + (f", curriculum level {level:.2f}" if isinstance(level, (int, float)) else "")
-        )
-    return "\n".join(lines)
-
-
 def summarize(results) -> tuple[int, list[dict]]:
     """(exit status, one summary per member) of a finished Tune run."""
     rows, status = [], 0
@@ -240,7 +234,8 @@ def summarize(results) -> tuple[int, list[dict]]:
         metrics = result.metrics or {}
         member = (metrics.get("config") or {}).get("member", 0)
         if result.error is not None:
-            print(f"error: member {member} failed: {result.error}", file=sys.stderr)
+            reason = str(result.error).strip().splitlines()[-1]  # the raised error, not Ray's wrapping of it
+            print(f"error: member {member} failed: {reason}", file=sys.stderr)
             status = EXIT_TRIAL_FAILED
         rows.append({
             "trial_dir": result.path,
@@ -256,40 +251,83 @@ def summarize(results) -> tuple[int, list[dict]]:
     return status, rows
 
 
+def prepare_run_dir(experiment: ExperimentConfig, resume: bool) -> tuple[Path, RunLock]:
+    """The run folder, locked by this process: a new one, or (`resume`) the newest run of this experiment, checked
+    against the experiment now and pointed at every member's newest complete checkpoint."""
+    run = experiment.run
+    storage = Path(run.storage).expanduser().resolve()
+    if storage.exists() and not storage.is_dir():
+        raise RunFolderError(f"run.storage (--storage): {storage} is a file; give a directory for the run folders")
+    if not resume:
+        try:
+            path = new_run_dir(storage, run.name)
+        except OSError as error:
+            raise RunFolderError(f"run.storage (--storage): cannot make a run folder in {storage}: {error}") from None
+        return path, RunLock(path)
+    path = find_run(storage, run.name)
+    if path is None:
+        raise RunFolderError(f"--resume: no run of '{run.name}' under {storage}; start one without --resume")
+    lock = RunLock(path)
+    try:
+        saved = yaml.safe_load((path / EXPERIMENT_FILE).read_text())
+        changes = changed_settings(saved, experiment.model_dump(mode="json"))
+        if changes:
+            raise RunFolderError(
+                f"--resume: {path.name} was started with other settings; a resumed run keeps its experiment "
+                f"(only {', '.join(RESUMABLE_CHANGES)} may change). Undo these, or start a new run:\n  "
+                + "\n  ".join(changes)
+            )
+        try:
+            members = recover(path)
+        except FileNotFoundError as error:
+            raise RunFolderError(f"--resume: {error}; start a new run") from None
+    except BaseException:
+        lock.release()
+        raise
+    print(f"Resuming {path}:\n" + "\n".join(member.describe() for member in members), flush=True)
+    return path, lock
+
+
 def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: bool = False,
           address: str | None = None) -> int:
     """Run (or resume) the experiment (`plan`: its population, None for one member); returns the exit status."""
     import ray
     from ray import tune
 
-    run = experiment.run
-    storage = Path(run.storage).resolve()
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's table with our columns (CLIReporter)
-    if resume:
-        runs = experiment_dirs(storage, run.name)
-        if not runs:
-            print(f"error: --resume: no run of '{run.name}' under {storage}; start one without --resume",
-                  file=sys.stderr)
-            return EXIT_INVALID_CONFIG
-        path = runs[-1]
-        print(describe_resumed(path), flush=True)
-    else:
-        path = new_experiment_dir(storage, run.name)
-    start_ray(experiment, address)
     try:
-        if resume:
-            tuner = tune.Tuner.restore(str(path), trainable=algorithm_config.algo_class,
-                                       resume_unfinished=True, resume_errored=True)
-        else:
-            tuner = make_tuner(experiment, algorithm_config, path, plan)
-            path.mkdir(parents=True, exist_ok=True)
-            (path / EXPERIMENT_FILE).write_text(yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False))
-            if plan is not None:
-                (path / POPULATION_FILE).write_text(json.dumps(plan.describe(), indent=2))
-            print(f"Experiment folder: {path}", flush=True)
-        results = tuner.fit()
+        path, lock = prepare_run_dir(experiment, resume)
+    except RunFolderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's table with our columns (CLIReporter)
+    # Tune's experiment state (each member's config after exploits, its checkpoints) saved every 2 s rather than
+    # every 10 s or more. A resume takes the checkpoints from disk anyway (`population.resume`); the config must be
+    # the one of the newest checkpoint, which a member takes many iterations after an exploit to write.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    try:
+        start_ray(experiment, address)
+        try:
+            check_members_fit(experiment, algorithm_config, plan.experiment.pbt.population_size if plan else 1)
+            if resume:
+                tuner = tune.Tuner.restore(str(path), trainable=algorithm_config.algo_class,
+                                           resume_unfinished=True, resume_errored=True)
+            else:
+                tuner = make_tuner(experiment, algorithm_config, path, plan)
+                (path / EXPERIMENT_FILE).write_text(
+                    yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False))
+                if plan is not None:
+                    (path / POPULATION_FILE).write_text(json.dumps(plan.describe(), indent=2))
+                print(f"Experiment folder: {path}", flush=True)
+            results = tuner.fit()
+        except ExperimentConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            if not resume:
+                shutil.rmtree(path)  # nothing ran: leave no empty run behind
+            return EXIT_INVALID_CONFIG
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
+        lock.release()
     status, rows = summarize(results)
     print(json.dumps({"experiment_dir": str(path), "members": rows}))
     return status

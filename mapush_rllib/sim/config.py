@@ -96,6 +96,10 @@ class ServerConfig(StrictModel):
     isaacgym: IsaacGymConfig = Field(default_factory=IsaacGymConfig)
 
 
+#: The most envs one simulator may hold.
+MAX_NUM_ENVS = 2**20
+
+
 class SimConfig(StrictModel):
     """Which simulator runs the batch and how big it is."""
 
@@ -106,7 +110,8 @@ class SimConfig(StrictModel):
             "isaacgym: MAPush's Isaac Gym env in a simulator server run by server.python"
         ),
     )
-    num_envs: int = Field(64, ge=1)
+    # The bound catches a typo before a multi-GB allocation; 2^20 envs is ~60x the largest batch measured on an H200.
+    num_envs: int = Field(64, ge=1, le=MAX_NUM_ENVS)
     num_threads: int = Field(0, ge=0, description="MuJoCo batch threads; 0 = all CPUs")
     device: str = Field("cpu", description="torch device of the returned tensors (cpu, cuda)")
     physics: PhysicsConfig = Field(default_factory=PhysicsConfig)

@@ -8,8 +8,9 @@ of being silently ignored or coerced. It lives at the bottom layer so that every
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Strict, ValidationError
 
 StrictFloat = Annotated[float, Strict()]
@@ -20,7 +21,28 @@ Range = Annotated[tuple[StrictFloat, StrictFloat], Strict(False)]
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys and wrong types are errors."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+    # NaN and infinity are never a setting: `.nan` or `.inf` in a YAML file is an error, not a run that trains on NaN
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, allow_inf_nan=False)
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: `1e-3` and `3e+4` are numbers (YAML 1.1 wants `1.0e-3`)."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML the way users write numbers (`lr: 3e-4`); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 -- a SafeLoader subclass
 
 
 def check_range(name: str, value: tuple[float, float], *, minimum: float | None = None) -> None:

@@ -17,7 +17,7 @@ from ray.train._internal.storage import StorageContext
 from ray.tune.experiment import Trial
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from population.tune_logs import ProgressCsvLogger, ResultJsonLogger
+from population.tune_logs import ProgressCsvLogger, ResultJsonLogger, cut_logs_after
 
 pytestmark = pytest.mark.ray
 
@@ -37,12 +37,18 @@ def make_trial(tmp_path: Path) -> Trial:
     return trial
 
 
+def written(logger_class: type, trial: Trial, name: str) -> Path:
+    """Where a logger's file is: ours write into the run folder, Tune's into its staging folder (uploaded later)."""
+    ours = logger_class in (ResultJsonLogger, ProgressCsvLogger)
+    return Path(trial.storage.trial_fs_path if ours else trial.local_path, name)
+
+
 def give_checkpoint(trial: Trial, tmp_path: Path) -> None:
     """A saved checkpoint: what makes Tune's loggers copy their file back from the run folder at a (re)start."""
     folder = tmp_path / "checkpoint_000000"
     folder.mkdir(exist_ok=True)
     trial.run_metadata.checkpoint_manager.register_checkpoint(
-        _TrainingResult(checkpoint=Checkpoint.from_directory(str(folder)), metrics={}))
+        _TrainingResult(checkpoint=Checkpoint.from_directory(str(folder)), metrics={"training_iteration": 4}))
 
 
 @pytest.mark.parametrize(("logger_class", "keeps_columns"), [(CSVLoggerCallback, False), (ProgressCsvLogger, True)])
@@ -57,7 +63,7 @@ def test_progress_csv_continued_by_a_new_driver_keeps_its_columns(tmp_path, logg
     resumed = logger_class()  # a new driver process
     resumed.log_trial_result(3, trial, {"success": 0.2, "training_iteration": 3, "loss": 0.3})
     resumed.log_trial_end(trial)
-    with open(Path(trial.local_path, "progress.csv"), newline="") as f:
+    with open(written(logger_class, trial, "progress.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     aligned = [row["training_iteration"] for row in rows] == ["1", "2", "3"] and rows[2]["loss"] == "0.3"
     assert aligned == keeps_columns, rows
@@ -77,9 +83,62 @@ def test_result_json_keeps_its_rows_when_a_trial_restarts(tmp_path, logger_class
     logger.log_trial_start(trial)  # a restart (PBT pause or exploit) in the same driver
     logger.log_trial_result(4, trial, {"training_iteration": 4})
     logger.log_trial_end(trial, failed=True)  # the trial raised ...
-    logger.log_trial_start(trial)  # ... and Tune restarts it (FailureConfig)
+    logger.log_trial_start(trial)  # ... and Tune restarts it (FailureConfig) from its checkpoint of iteration 4
     logger.log_trial_result(5, trial, {"training_iteration": 5})
     logger.log_trial_end(trial)
-    lines = Path(trial.local_path, "result.json").read_text().splitlines()
+    lines = written(logger_class, trial, "result.json").read_text().splitlines()
     iterations = [json.loads(line)["training_iteration"] for line in lines]
     assert (iterations == [1, 2, 3, 4, 5]) == keeps_rows, iterations
+
+
+@pytest.mark.parametrize("logger_class", [JsonLoggerCallback, ResultJsonLogger])
+def test_result_rows_are_in_the_run_folder_as_soon_as_logged(tmp_path, logger_class) -> None:
+    """A run killed between Tune's uploads loses the rows not yet uploaded: ours are written in the run folder."""
+    trial = make_trial(tmp_path)
+    logger = logger_class()
+    for iteration in (1, 2, 3):
+        logger.log_trial_result(iteration, trial, {"training_iteration": iteration})
+    in_run_folder = Path(trial.storage.trial_fs_path, "result.json")  # what a resume after a kill -9 finds
+    rows = in_run_folder.read_text().splitlines() if in_run_folder.exists() else []
+    assert (len(rows) == 3) == (logger_class is ResultJsonLogger), rows
+    logger.log_trial_end(trial)
+
+
+def test_a_failed_member_restarted_from_its_checkpoint_logs_the_repeated_iterations_once(tmp_path) -> None:
+    """Tune restores a failed member from its last checkpoint: the rows after it are trained again."""
+    trial = make_trial(tmp_path)
+    folder = tmp_path / "checkpoint_000000"
+    folder.mkdir()
+    json_logger, csv_logger = ResultJsonLogger(), ProgressCsvLogger()
+    for iteration in (1, 2, 3, 4):
+        for logger in (json_logger, csv_logger):
+            logger.log_trial_result(iteration, trial, {"training_iteration": iteration, "loss": iteration})
+        if iteration == 2:
+            trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(
+                checkpoint=Checkpoint.from_directory(str(folder)), metrics={"training_iteration": 2}))
+    for logger in (json_logger, csv_logger):
+        logger.log_trial_end(trial, failed=True)
+    json_logger.log_trial_start(trial)  # Tune restarts it from checkpoint_000000 (iteration 2)
+    for iteration in (3, 4):
+        for logger in (json_logger, csv_logger):
+            logger.log_trial_result(iteration, trial, {"training_iteration": iteration, "loss": -iteration})
+    for logger in (json_logger, csv_logger):
+        logger.log_trial_end(trial)
+    rows = [json.loads(line) for line in written(ResultJsonLogger, trial, "result.json").read_text().splitlines()]
+    assert [(r["training_iteration"], r["loss"]) for r in rows] == [(1, 1), (2, 2), (3, -3), (4, -4)]
+    with open(written(ProgressCsvLogger, trial, "progress.csv"), newline="") as f:
+        assert [(r["training_iteration"], r["loss"]) for r in csv.DictReader(f)] == [
+            ("1", "1"), ("2", "2"), ("3", "-3"), ("4", "-4")]
+
+
+def test_cut_logs_after_drops_the_rows_a_resume_repeats_and_a_torn_last_line(tmp_path) -> None:
+    rows = [{"training_iteration": i} for i in (1, 2, 3, 1, 2)]  # a second lineage after a PBT copy of iteration 0
+    (tmp_path / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"training_it')
+    (tmp_path / "progress.csv").write_text("training_iteration,x\n1,a\n2,b\n3,c\n1,d\n2,e\n3,")
+    assert cut_logs_after(tmp_path, 1) == 2  # after the *last* row of iteration 1
+    kept = [json.loads(line)["training_iteration"] for line in (tmp_path / "result.json").read_text().splitlines()]
+    assert kept == [1, 2, 3, 1]
+    with open(tmp_path / "progress.csv", newline="") as f:
+        assert [r["x"] for r in csv.DictReader(f)] == ["a", "b", "c", "d"]
+    assert cut_logs_after(tmp_path, 0) == 4  # no checkpoint: everything is trained again
+    assert (tmp_path / "result.json").read_text() == ""
