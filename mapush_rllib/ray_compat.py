@@ -233,7 +233,10 @@ def recorded_trial_checkpoints(experiment_dir: Path) -> dict[str, str | None]:
     path = newest_experiment_state(experiment_dir)
     if path is None:
         raise FileNotFoundError(f"{experiment_dir}: no Tune experiment state (the run ended before Tune saved one)")
-    state = _loads_with_cloudpickle(path.read_text())
+    try:
+        state = _loads_with_cloudpickle(path.read_text())
+    except ValueError as error:  # Tune's upload of it is not atomic: a kill during that copy cuts it
+        raise FileNotFoundError(f"{path}: Tune's experiment state is damaged ({error})") from None
     recorded = {}
     for trial_json, run_metadata in state["trial_data"]:
         trial = Trial.from_json_state(trial_json, stub=True)
@@ -264,15 +267,17 @@ def record_trial_checkpoints(experiment_dir: Path, checkpoints: dict[str, list[t
         trial = Trial.from_json_state(trial_json, stub=True)
         trial.restore_run_metadata(run_metadata)
         name = trial.storage.trial_dir_name
-        if name in checkpoints:
-            manager = _CheckpointManager(trial.run_metadata.checkpoint_manager.checkpoint_config)
-            for directory, result in checkpoints[name]:
-                manager.register_checkpoint(_TrainingResult(Checkpoint(str(directory)), result))
-            trial.run_metadata.checkpoint_manager = manager
-            trial.run_metadata.last_result = checkpoints[name][-1][1] if checkpoints[name] else {}
-            trial.storage.current_checkpoint_index = last_index[name]
-            trial.stub = False  # a stub is how this function read it, not what the trial is
-            trial.invalidate_json_state()
+        if name not in checkpoints:
+            trial_data.append([trial_json, run_metadata])  # as Tune wrote it
+            continue
+        manager = _CheckpointManager(trial.run_metadata.checkpoint_manager.checkpoint_config)
+        for directory, result in checkpoints[name]:
+            manager.register_checkpoint(_TrainingResult(Checkpoint(str(directory)), result))
+        trial.run_metadata.checkpoint_manager = manager
+        trial.run_metadata.last_result = checkpoints[name][-1][1] if checkpoints[name] else {}
+        trial.storage.current_checkpoint_index = last_index[name]
+        trial.stub = False  # a stub is how this function read it, not what the trial is
+        trial.invalidate_json_state()
         trial_data.append(list(trial.get_json_state()))
     state["trial_data"] = trial_data
     staged = path.with_name(path.name + ".tmp")

@@ -3,6 +3,7 @@ nothing written, Ray never started (the checks all run before `ray.init`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,12 @@ CASES = [
     ("evaluation: {interval_iterations: 0}", "evaluation.interval_iterations", "greater than 0"),
     ("evaluation: {seed: 2}\npbt: {population_size: 4}", "evaluation.seed", "is a training seed"),
     ("curriculum: {level_episodes: 200}", "curriculum.level_episodes", "exceeds stats_window_episodes"),
+    # NaN and infinity are never settings (they trained to the end on NaN before)
+    ("rewards: {scales: {ocb: .nan}}", "rewards.scales.ocb", "finite number"),
+    ("training: {lr: .inf}", "training.lr", "finite number"),
+    ("pbt: {entropy_coeff_range: [0.001, .inf]}", "pbt.entropy_coeff_range.1", "finite number"),
+    ("pbt: {reward_scale_range: .inf}", "pbt.reward_scale_range", "finite number"),  # was "math domain error"
+    ("simulator: {num_envs: 100000000000}", "simulator.num_envs", "less than or equal to 1048576"),  # 800 GB
 ]
 
 
@@ -72,3 +79,25 @@ def test_resume_without_a_previous_run_is_one_clear_message(tmp_path: Path, caps
     config.write_text("run: {name: fresh}\n")
     assert main([str(config), "--storage", str(tmp_path / "runs"), "--resume"]) == 2
     assert "no run of 'fresh'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["file", "override"])
+def test_numbers_in_exponent_form_are_numbers(tmp_path: Path, capsys, how: str) -> None:
+    """YAML 1.1 reads `1e-3` as a string; users write learning rates that way."""
+    config = tmp_path / "ok.yaml"
+    config.write_text("training: {lr: 3e-4}\n" if how == "file" else "{}\n")
+    overrides = ["--set", "training.lr=1e-3"] if how == "override" else []
+    assert main([str(config), "--dry-run", *overrides]) == 0
+    lr = json.loads(capsys.readouterr().out)["experiment"]["training"]["lr"]
+    assert lr == (3e-4 if how == "file" else 1e-3)
+
+
+def test_storage_that_is_a_file_is_one_clear_message_before_ray(tmp_path: Path, capsys) -> None:
+    storage = tmp_path / "runs"
+    storage.write_text("not a folder")
+    config = tmp_path / "ok.yaml"
+    config.write_text("run: {name: fresh}\n")
+    assert main([str(config), "--storage", str(storage)]) == 2
+    err = capsys.readouterr().err
+    assert "run.storage" in err and "is a file" in err and "Traceback" not in err
+    assert storage.read_text() == "not a folder"

@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from mapush_rllib.checkpoint_policy import load_checkpoint_policy
+from mapush_rllib.checkpoints import verify
 
 from ..processes import kill_group
 from .conftest import ENV, finish, read_until, result_rows, start_run, summary_of, trial_dirs, write_config
@@ -79,6 +80,7 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
         before[directory.name] = {"rows": len(rows), "last": rows[-1],
                                   "checkpoints": sorted(p.name for p in directory.glob("checkpoint_*"))}
 
+    digests_before = set().union(*(checkpoint_digests(d) for d in trial_dirs(experiment_dir)))
     log = []
     resumed = start_run(str(config), "--storage", str(storage), "--resume")
     assert finish(resumed, log) == 0, "".join(log)[-4000:]
@@ -102,11 +104,18 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
         for row in rows[old["rows"]:]:
             assert_live_values_equal_config(row)
         # The curriculum came back exactly as one of the member's checkpoints holds it (a member that copied
-        # another after the resume may hold that donor's instead, so any checkpoint of the run counts).
+        # another after the resume may hold that donor's instead, so any checkpoint of the run counts; retention
+        # may have deleted it since).
         restored = first_after["restored_env_state_digest"]
-        assert restored in set().union(*(checkpoint_digests(d) for d in trial_dirs(experiment_dir)))
-        for checkpoint in old["checkpoints"]:  # no checkpoint lost or corrupt
+        assert restored in digests_before | set().union(*(checkpoint_digests(d) for d in trial_dirs(experiment_dir)))
+        kept = sorted(p.name for p in directory.glob("checkpoint_*"))
+        assert len(kept) <= 5, "run.checkpoints_to_keep (5 by default) bounds the checkpoints kept"
+        for checkpoint in old["checkpoints"]:  # none lost or corrupt: each is kept, or older than all kept ones
             path = directory / checkpoint
+            if not path.exists():
+                assert checkpoint < kept[0], f"{checkpoint} is gone while older ones are kept: {kept}"
+                continue
+            verify(path)
             assert json.loads((path / "rllib_checkpoint.json").read_text())["ray_version"]
             with open(path / "algorithm_state.pkl", "rb") as f:
                 state = pickle.load(f)

@@ -101,4 +101,4 @@ def test_a_path_without_checkpoints_is_one_clear_error(tmp_path: Path) -> None:
         [sys.executable, "-m", "mapush_rllib.evaluate", "--policy", str(tmp_path), "--json"],
         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120,
     )
-    assert done.returncode == 2 and "no RLlib checkpoint" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "no complete checkpoint" in done.stderr and "Traceback" not in done.stderr
