@@ -35,16 +35,19 @@ from typing import Any
 import numpy as np
 import torch
 from ray.rllib.algorithms.ppo import PPO
+from ray.tune.result import TIMESTEPS_TOTAL
 
 from mapush_rllib.checkpoints import write_manifest
 from mapush_rllib.env import runner_vec_envs
 from mapush_rllib.live_settings import verify_live_settings
 from mapush_rllib.ray_compat import (
     last_result,
+    quiet_ray_notices,
     reapply_scheduled_learning_rates,
     request_initial_reset,
     wants_component,
 )
+from mapush_rllib.result_keys import ENV_STEPS, result_value
 from mapush_rllib.task.vec_env import MAPushVecEnv
 
 logger = logging.getLogger(__name__)
@@ -174,6 +177,7 @@ class MAPushPPO(PPO):
     """PPO whose checkpoints and env runners keep every task schedule's state (see module docstring)."""
 
     def setup(self, config: Any) -> None:
+        quiet_ray_notices()
         torch.set_num_threads(1)  # small MLPs; the simulator's thread pool needs the cores
         self.env_states: dict[int, RunnerStates] = {}  # runner index -> its last reported or loaded states
         self.env_state_restores = 0  # times a rebuilt runner was given its state back
@@ -182,8 +186,17 @@ class MAPushPPO(PPO):
         self.evaluation_env = None  # the evaluation batch, built at the first evaluation
         super().setup(config)
 
+    def __repr__(self) -> str:
+        """How Ray names this actor in the dashboard and in log prefixes: by population member."""
+        config = getattr(self, "config", None)
+        member = getattr(config, "member", None)
+        return f"{type(self).__name__}(member {member})" if member is not None else type(self).__name__
+
     def step(self) -> dict:
         result = super().step()
+        # Tune's TensorBoard logger plots against `timesteps_total` where a result has it: env steps, the budget a
+        # user compares runs by, rather than iterations (whose size differs between configs).
+        result[TIMESTEPS_TOTAL] = result_value(result, ENV_STEPS, 0)
         diverged = non_finite_learner_results(result)
         if diverged:
             raise TrainingDivergedError(

@@ -9,6 +9,7 @@ a trial misbehaving later (`check_ray_version`).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import weakref
@@ -24,6 +25,25 @@ from ray.tune.schedulers import PopulationBasedTraining
 
 #: The Ray minor version whose private attributes this module uses (pyproject.toml pins the same).
 RAY_VERSION = "2.60"
+
+
+#: Ray 2.60 notices that tell a user of this project nothing to act on: (logger, start of the message).
+RAY_NOTICES = (
+    ("ray.rllib.algorithms.algorithm_config", "You are running"),  # "... on the new API stack!" per actor
+    ("ray._common.deprecation", "DeprecationWarning: `RLModule(config="),  # raised by RLlib's own RLModule
+    ("ray.train._internal.storage", "Checkpoint successfully created"),  # per checkpoint, per member
+    ("ray.tune.utils.util", "Install gputil"),
+)
+_NOTICES_QUIETED: set[int] = set()  # the processes that installed the filters
+
+
+def quiet_ray_notices() -> None:
+    """Drop `RAY_NOTICES` from this process's logs (once per process; everything else Ray logs stays)."""
+    if os.getpid() in _NOTICES_QUIETED:
+        return
+    _NOTICES_QUIETED.add(os.getpid())
+    for name, start in RAY_NOTICES:
+        logging.getLogger(name).addFilter(lambda record, start=start: not record.getMessage().startswith(start))
 
 
 def check_ray_version(version: str = ray.__version__) -> None:
@@ -181,7 +201,8 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
 
     - `split_population(scores, quantile_fraction)`: which members are replaced and which are copied;
     - `keep_member_identity(new_config, own_config)`: a member's config after it copied a donor's and explored;
-    - `before_exploit_logged(trial)`: runs before Tune appends an exploit to its logs.
+    - `before_exploit_logged(trial)`: runs before Tune appends an exploit to its logs;
+    - `on_exploit(trial, donor, new_config, scores)`: a member is about to continue as an explored copy.
     """
 
     def split_population(self, scores: dict[Any, float], quantile_fraction: float) -> tuple[list, list]:
@@ -194,6 +215,9 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
     def before_exploit_logged(self, trial: Any) -> None:
         """Called before Tune writes an exploit of `trial` to `pbt_global.txt` and `pbt_policy_<trial>.txt`."""
 
+    def on_exploit(self, trial: Any, donor: Any, new_config: dict, scores: tuple[float, float]) -> None:
+        """`trial` continues from `donor`'s checkpoint with `new_config`; scores: (trial's, donor's) last."""
+
     def _quantiles(self) -> tuple[list, list]:
         scores = {
             trial: state.last_score
@@ -205,6 +229,8 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
     def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict, dict]:
         new_config, operations = super()._get_new_config(trial, trial_to_clone)
         self.keep_member_identity(new_config, trial.config)
+        scores = (self._trial_state[trial].last_score, self._trial_state[trial_to_clone].last_score)
+        self.on_exploit(trial, trial_to_clone, new_config, scores)
         return new_config, operations
 
     def _log_config_on_step(self, trial_state, new_state, trial, trial_to_clone, new_config):  # noqa: ANN001, ANN202

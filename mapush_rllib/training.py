@@ -223,13 +223,13 @@ def build_ppo_config(
         .multi_agent(
             policies=set(training.policy_ids),
             policy_mapping_fn=map_agent_to_shared_policy if training.share_policy else map_agent_to_own_policy,
+        )
+        .rl_module(
             algorithm_config_overrides_per_module={
                 module_id: PPOConfig.overrides(**overrides.model_dump(exclude_none=True))
                 for module_id, overrides in training.per_module.items()
                 if overrides.model_dump(exclude_none=True)
             },
-        )
-        .rl_module(
             rl_module_spec=MultiRLModuleSpec(
                 rl_module_specs={
                     module_id: RLModuleSpec(

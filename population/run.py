@@ -41,6 +41,7 @@ from population.resume import (
     new_run_dir,
     recover,
 )
+from population.tensorboard import write_layout
 
 EXIT_INVALID_CONFIG = 2
 EXIT_TRIAL_FAILED = 1
@@ -164,40 +165,12 @@ def check_members_fit(experiment: ExperimentConfig, algorithm_config, members: i
             )
 
 
-def progress_reporter(experiment: ExperimentConfig, plan) -> object:
-    """Tune's table of members: success, curriculum level, freeloading, score, and the mutated values."""
-    from ray import tune
-
-    # Success, freeloading and balance of the member's evaluation (held-out full-task episodes, each to its end),
-    # not the rolling training metrics, which count only the episodes that happened to finish.
-    metrics = {
-        "training_iteration": "iter",
-        keys.ENV_STEPS: "env steps",
-        keys.EVAL_SUCCESS_RATE: "success (eval)",
-        keys.EVAL_FREELOADING_INDEX: "freeloading",
-        keys.EVAL_CONTRIBUTION_BALANCE: "balance",
-        keys.LEVEL_MEAN: "level",
-        keys.SCORE: "score",
-    }
-    parameters = {"member": "member"}
-    if plan is not None:  # the mutated values users look at first: entropy, then collision and OCB scales
-        def rank(path: str) -> int:
-            return next((i for i, key in enumerate(("entropy", "collision", "ocb", "lr")) if key in path), 9)
-
-        locations = plan.trial_config_locations()
-        for path in sorted(locations, key=rank)[:5]:
-            parts = path.split(".")
-            owner = next((p for p in parts if p.startswith(("agent_", "policy_"))), "")
-            parameters[locations[path].replace(".", "/")] = f"{parts[-1]} {owner}".strip()
-    return tune.CLIReporter(metric_columns=metrics, parameter_columns=parameters, max_report_frequency=30,
-                            sort_by_metric=plan is not None)
-
-
 def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan):
     """A new Tune experiment at `path`: one trial, or one per member under the PBT scheduler."""
     from ray import tune
 
     from population.members import SCORE_METRIC, make_scheduler, param_space
+    from population.table import PopulationTable
     from population.tune_logs import ProgressCsvLogger, ResultJsonLogger
 
     run = experiment.run
@@ -220,7 +193,7 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
                 num_to_keep=run.checkpoints_to_keep,
             ),
             failure_config=tune.FailureConfig(max_failures=run.max_failures),
-            progress_reporter=progress_reporter(experiment, plan),
+            progress_reporter=PopulationTable(top_curriculum_level(experiment), plan),
             callbacks=[ResultJsonLogger(), ProgressCsvLogger()],  # Tune's loggers, without their losses
             verbose=1,
         ),
@@ -294,12 +267,15 @@ def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: 
     import ray
     from ray import tune
 
+    from mapush_rllib.ray_compat import quiet_ray_notices
+
     try:
         path, lock = prepare_run_dir(experiment, resume)
     except RunFolderError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's table with our columns (CLIReporter)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's reporter interface, with our table (table.py)
+    quiet_ray_notices()
     # Tune's experiment state (each member's config after exploits, its checkpoints) saved every 2 s rather than
     # every 10 s or more. A resume takes the checkpoints from disk anyway (`population.resume`); the config must be
     # the one of the newest checkpoint, which a member takes many iterations after an exploit to write.
@@ -317,6 +293,7 @@ def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: 
                     yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False))
                 if plan is not None:
                     (path / POPULATION_FILE).write_text(json.dumps(plan.describe(), indent=2))
+                write_layout(path)
                 print(f"Experiment folder: {path}", flush=True)
             results = tuner.fit()
         except ExperimentConfigError as error:

@@ -61,15 +61,27 @@ class MemberExplorer:
         for mutation in self.mutations:
             set_path(new, self.locations[mutation.path], get_path(values, mutation.path))
         for path, operation in operations.items():
-            logger.info("[explore] member %s %s: %s", config.get("member"), path, operation)
+            logger.debug("[explore] member %s %s: %s", config.get("member"), path, operation)
         return new
+
+    def changes(self, own_config: dict, new_config: dict) -> str:
+        """`path old -> new` for each mutated value, the member's own before the exploit and after."""
+        return "; ".join(
+            f"{m.path} {get_path(own_config, self.locations[m.path]):.4g} -> "
+            f"{get_path(new_config, self.locations[m.path]):.4g}"
+            for m in self.mutations
+        )
 
 
 class ConservativePBT(PopulationBasedTrainingWithHooks):
     """PBT whose bottom members are replaced only when clearly worse than the leader (see module docstring)."""
 
-    def __init__(self, *, threshold_std: float, threshold_abs: float, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, explorer: MemberExplorer, threshold_std: float, threshold_abs: float, **kwargs) -> None:
+        super().__init__(custom_explore_fn=explorer, **kwargs)
+        # Tune's own exploit lines say "No hyperparameters mutated" with a custom explore function: `on_exploit`
+        # prints what happened instead.
+        logging.getLogger("ray.tune.schedulers.pbt").setLevel(logging.WARNING)
+        self.explorer = explorer
         self.threshold_std = threshold_std
         self.threshold_abs = threshold_abs
         self._history_restored_by: int | None = None  # the driver process (the scheduler may be unpickled)
@@ -86,12 +98,18 @@ class ConservativePBT(PopulationBasedTrainingWithHooks):
             restore_pbt_history(trial)
             self._history_restored_by = os.getpid()
 
+    def on_exploit(self, trial, donor, new_config: dict, scores: tuple[float, float]) -> None:  # noqa: ANN001
+        iteration = trial.last_result.get("training_iteration", "?")
+        print(f"[pbt] iteration {iteration}: member {trial.config.get('member')} (score {scores[0]:.3g}) copies "
+              f"member {donor.config.get('member')} (score {scores[1]:.3g}): "
+              f"{self.explorer.changes(trial.config, new_config)}", flush=True)
+
     def split_population(self, scores: dict, quantile_fraction: float) -> tuple[list, list]:
         replaced, donors = replacement_split(
             scores, quantile_fraction=quantile_fraction,
             threshold_std=self.threshold_std, threshold_abs=self.threshold_abs,
         )
         if replaced:
-            logger.info("[pbt] replacing %s with copies of %s (scores %s)", replaced, donors,
+            logger.debug("[pbt] replacing %s with copies of %s (scores %s)", replaced, donors,
                         {str(t): round(s, 4) for t, s in scores.items()})
         return replaced, donors

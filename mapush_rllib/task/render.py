@@ -38,9 +38,9 @@ def render_gif(
     """
     frames = np.asarray(frames, dtype=np.float64)[::frame_stride]
     num_frames, n, _ = frames.shape
-    cols = min(n, 3)
+    cols = math.ceil(math.sqrt(n))  # 4 envs: 2 x 2, no empty panels
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows + 0.5), squeeze=False)
     panels = []
     for k, ax in enumerate(axes.flat):
         if k >= n:
@@ -89,7 +89,13 @@ def render_gif(
             artists.append(time_text)
         return artists
 
-    fig.tight_layout()
+    legend = [patches.Patch(color=colour, label=f"agent_{i} (line: heading, trail: path)")
+              for i, colour in enumerate(AGENT_COLOURS)]
+    legend += [patches.Patch(color="saddlebrown", label="box"),
+               plt.Line2D([], [], marker="*", color="tab:green", ls="--", ms=10,
+                          label=f"target, success radius {success_radius_m:g} m")]
+    fig.legend(handles=legend, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.5 / (3.6 * rows + 0.5) + 0.04, 1, 1))
     anim = animation.FuncAnimation(fig, draw, frames=num_frames, blit=False)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -177,3 +177,41 @@ def test_report_draws_the_lineage_and_the_best_members_rollout(population_run, t
     assert {m["member"] for m in summary["members"]} == {0, 1, 2}
     assert (out / "lineage.png").stat().st_size > 20_000
     assert (out / "best.gif").stat().st_size > 10_000
+
+
+def test_each_exploit_prints_one_line_with_the_values_old_and_new(population_run) -> None:
+    """Tune's own line said "No hyperparameters mutated" while values changed; ours says who copied whom, at
+    which scores, and each mutated value before -> after, and the member then runs the after values."""
+    experiment_dir, log = population_run
+    assert "No hyperparameters mutated" not in log
+    lines = re.findall(r"\[pbt\] iteration \d+: member (\d) \(score [-\d.e]+\) copies member (\d) \(score [-\d.e]+\)"
+                       r": (.*)", log)
+    assert lines, log[-3000:]
+    described = json.loads((experiment_dir / "population.json").read_text())
+    members = member_dirs(experiment_dir)
+    announced_and_run = 0
+    for member, donor, changes in lines:
+        assert member != donor
+        parsed = [re.fullmatch(r"(\S+) (\S+) -> (\S+)", change).groups() for change in changes.split("; ")]
+        assert sorted(p for p, _, _ in parsed) == sorted(described["mutations"]), "every mutated value is shown"
+        runs = [{path: float(f"{get_path(row['config'], config_dict_path(path)):.4g}") for path, _, _ in parsed}
+                for row in result_rows(members[int(member)])]
+        before = {path: float(old) for path, old, _ in parsed}
+        after = {path: float(new) for path, _, new in parsed}
+        assert before in runs, "'old' is what the member ran before the exploit"
+        announced_and_run += after in runs
+    # (a decision can be superseded by a later one before the member restarts: Tune's log lists both)
+    assert announced_and_run >= 1, "the member then ran the values the line announced"
+
+
+def test_the_table_has_one_row_per_member_in_member_order_within_120_columns(population_run) -> None:
+    _, log = population_run
+    lines = log.splitlines()
+    headers = [i for i, line in enumerate(lines) if re.match(r"\s*member\s+status\s+iter\s+env steps\s+success", line)]
+    assert headers, log[-3000:]
+    for i in headers:
+        header = lines[i]
+        assert "drift" in header and re.search(r"level/\d+", header)
+        rows = lines[i + 1:i + 4]
+        assert [row.split()[0] for row in rows] == ["0", "1", "2"], rows
+        assert all(len(line) <= 120 for line in (header, *rows, lines[i + 4]))
