@@ -23,11 +23,18 @@ level, except that
   rule; its share of envs is the share of training samples it costs. With `enabled: false` every env plays
   the full task and only the slice's metric is reported, so runs with and without curriculum compare.
 
+Per table row, outcomes are counted in the order the episodes *started*: each episode takes a ticket at its start
+and its outcome is stored under that ticket at its end; a row's statistics are the last `stats_window_episodes`
+tickets before the oldest episode of that row still running. Counting outcomes as they end would favour quick
+successes -- failures run to the time limit -- and promote on censored data. An episode cut short (its env reset
+or rebuilt before it ended) is dropped, with the episodes of its row that started after it.
+
 State (all in `state_dict()`, restored bit-exactly): per env the level, the level being played, the outcome
-window and count, and the number of draws taken; per table row the rolling outcome window; the promotion
-and demotion counters; the pooled rule's frontier. Randomness is counter-based (`mapush_rllib/task/rng.py`):
-every draw is a hash of (seed, global env id, the env's draw count), so the RNG state *is* those counters --
-nothing else to save -- and an env's draws do not depend on how envs are batched across runners.
+window and count, the number of draws taken and the ticket of its running episode; per table row the tickets
+issued and the ring of outcomes with their tickets; the promotion and demotion counters; the pooled rule's frontier.
+Randomness is counter-based (`mapush_rllib/task/rng.py`): every draw is a hash of (seed, global env id, the env's
+draw count), so the RNG state *is* those counters -- nothing else to save -- and an env's draws do not depend on
+how envs are batched across runners.
 """
 
 from __future__ import annotations
@@ -44,13 +51,14 @@ from mapush_rllib.sim.config import PhysicsConfig
 from mapush_rllib.task import rng
 from mapush_rllib.task.config import TaskConfig
 
-STATE_FORMAT = "mapush-pbt/curriculum-state/2"
-#: Earlier formats this scheduler still reads: 1 had no pooled-rule frontier (it starts at level 0).
-_OLDER_FORMATS = {"mapush-pbt/curriculum-state/1": {"frontier": torch.zeros((), dtype=torch.long)}}
+STATE_FORMAT = "mapush-pbt/curriculum-state/3"
+#: Earlier formats this scheduler still reads: 1 had no pooled-rule frontier (it starts at level 0); 1 and 2 kept
+#: outcomes in the order episodes ended (their per-row statistics start afresh: `_from_end_ordered`).
+_OLDER_FORMATS = ("mapush-pbt/curriculum-state/1", "mapush-pbt/curriculum-state/2")
 #: Per-scheduler tensors saved in `state_dict()`, in this order.
 STATE_TENSORS = (
-    "levels", "episode_levels", "window", "window_count", "draws",
-    "outcomes", "outcomes_next", "outcomes_count", "promotions", "demotions", "frontier",
+    "levels", "episode_levels", "window", "window_count", "draws", "episode_ticket",
+    "outcomes", "outcome_tickets", "tickets_issued", "promotions", "demotions", "frontier",
 )
 _RNG_SALT = 0x43555252  # curriculum draws differ from the simulator's reset draws under the same seed
 _INITIAL_LEVEL_DRAW = 2**31 - 2  # the rng "draw count" of the initial-level draw
@@ -115,11 +123,14 @@ class CurriculumScheduler:
         self.window = torch.zeros(E, W, dtype=torch.bool, device=self.device)  # (E, W) outcomes, newest last
         self.window_count = torch.zeros(E, **long)  # (E,) outcomes in the window, <= W
         self.draws = torch.zeros(E, **long)  # (E,) task_params calls so far: the env's RNG counter
-        # Per table row (levels, then the full task): a ring of the last S outcomes played there.
-        # Column S is scratch space for outcomes that fall out of the ring within one call (see _record).
-        self.outcomes = torch.zeros(R, S + 1, dtype=torch.bool, device=self.device)
-        self.outcomes_next = torch.zeros(R, **long)  # (R,) ring position of the next outcome
-        self.outcomes_count = torch.zeros(R, **long)  # (R,) outcomes in the ring, <= S
+        self.episode_ticket = torch.full((E,), -1, **long)  # (E,) ticket of the running episode at its row; -1: none
+        # Per table row (levels, then the full task): a ring of C = S + E outcomes, slot = ticket % C, each with
+        # its ticket (-1: none): room for the S counted ones behind the episodes still running (at most E).
+        # Column C is scratch space for writes that must not land (see _record).
+        C = S + E
+        self.outcomes = torch.zeros(R, C + 1, dtype=torch.bool, device=self.device)
+        self.outcome_tickets = torch.full((R, C + 1), -1, **long)
+        self.tickets_issued = torch.zeros(R, **long)  # (R,) tickets handed out so far
         self.promotions = torch.zeros((), **long)
         self.demotions = torch.zeros((), **long)
         self.frontier = torch.zeros((), **long)  # the pooled rule's level for every training env
@@ -137,7 +148,7 @@ class CurriculumScheduler:
         success = torch.as_tensor(success, dtype=torch.bool, device=self.device)
         # With the curriculum off every env plays the full task; only the eval slice's outcomes are scored, so
         # the full-task metric has the same definition with and without curriculum.
-        self._record(self.episode_levels[ids], success, counted=self.is_eval[ids] | self.config.enabled)
+        self._record(ids, success)
         if self.config.enabled and self.config.rule == "pooled":
             self._move_frontier()
         if not self.config.enabled or self.config.rule != "threshold":
@@ -165,6 +176,7 @@ class CurriculumScheduler:
         u = rng.uniform(self.seed ^ _RNG_SALT, self.global_env_ids[ids], self.draws[ids], 1)[:, 0]
         self.draws[ids] += 1
         rows = self._choose_rows(ids, u)
+        self._start_tickets(ids, rows, counted=self.is_eval[ids] | self.config.enabled)
         self.episode_levels[ids] = rows
         return self.table.params(rows)
 
@@ -172,18 +184,17 @@ class CurriculumScheduler:
 
     def stats(self) -> CurriculumStats:
         """Counts for the metrics; merge those of several schedulers with `CurriculumStats.merge`."""
-        S = self.config.stats_window_episodes
+        successes, episodes = self.row_outcomes()
         train_levels = self.levels[~self.is_eval & (self.levels >= 0)]
-        successes = self.outcomes[:, :S].sum(dim=1)
         as_cpu = lambda t: t.detach().to("cpu", torch.long)  # noqa: E731
         return CurriculumStats(
             enabled=self.config.enabled,
             envs_per_level=as_cpu(torch.bincount(train_levels, minlength=self.num_levels)),
             frontier_envs=as_cpu(self._frontier_envs()),
             level_successes=as_cpu(successes[: self.num_levels]),
-            level_episodes=as_cpu(self.outcomes_count[: self.num_levels]),
+            level_episodes=as_cpu(episodes[: self.num_levels]),
             full_task_successes=as_cpu(successes[self.table.full_task_row]),
-            full_task_episodes=as_cpu(self.outcomes_count[self.table.full_task_row]),
+            full_task_episodes=as_cpu(episodes[self.table.full_task_row]),
             eval_envs=as_cpu(self.is_eval.sum()),
             promotions=as_cpu(self.promotions),
             demotions=as_cpu(self.demotions),
@@ -214,7 +225,7 @@ class CurriculumScheduler:
         loading (`MAPushVecEnv.reset()`), so every episode plays what the restored state says it plays.
         """
         if state.get("format") in _OLDER_FORMATS:
-            state = {**_OLDER_FORMATS[state["format"]], **state, "format": STATE_FORMAT}
+            state = self._from_end_ordered(state)
         if state.get("format") != STATE_FORMAT:
             raise CurriculumStateError(
                 f"not a curriculum state of format {STATE_FORMAT!r} (got {state.get('format')!r})"
@@ -268,9 +279,8 @@ class CurriculumScheduler:
             self.levels[ids] = torch.where(train, rows, self.levels[ids])
         elif self.config.rule == "learnability":
             L = self.num_levels
-            probabilities = level_probabilities(
-                self.outcomes[:L, :-1].sum(dim=1), self.outcomes_count[:L], self.config.learnability_uniform_mix
-            )
+            successes, episodes = self.row_outcomes()
+            probabilities = level_probabilities(successes[:L], episodes[:L], self.config.learnability_uniform_mix)
             rows = sample_levels(probabilities, u)
             self.levels[ids] = torch.where(train, rows, self.levels[ids])
         else:
@@ -281,9 +291,10 @@ class CurriculumScheduler:
         return torch.where(train, rows, full)
 
     def _move_frontier(self) -> None:
-        L, S, cfg = self.num_levels, self.config.stats_window_episodes, self.config
+        L, cfg = self.num_levels, self.config
+        successes, episodes = self.row_outcomes()
         new = next_frontier(
-            self.frontier, self.outcomes[:L, :S].sum(dim=1), self.outcomes_count[:L],
+            self.frontier, successes[:L], episodes[:L],
             level_episodes=cfg.level_episodes, promote_success_rate=cfg.promote_success_rate,
             demote_success_rate=cfg.demote_success_rate,
         )
@@ -298,20 +309,60 @@ class CurriculumScheduler:
             counts[self.frontier] = (~self.is_eval).sum()
         return counts
 
-    def _record(self, rows: torch.Tensor, success: torch.Tensor, counted: torch.Tensor) -> None:
-        """Append outcomes to the rolling windows of the table rows they were played at; (n,) each.
+    def row_outcomes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(successes, episodes), (R,) each: per table row, over its last S tickets before the oldest episode of
+        that row still running (every episode started before it has ended; cut-short ones hold no outcome)."""
+        S, C = self.config.stats_window_episodes, self.outcomes.shape[1] - 1
+        R = self.num_levels + 1
+        never = torch.iinfo(torch.long).max
+        running = torch.where(self.episode_ticket >= 0, self.episode_ticket, never)  # (E,) tickets of running ones
+        oldest_running = torch.full((R,), never, dtype=torch.long, device=self.device)
+        oldest_running.scatter_reduce_(0, self.episode_levels, running, reduce="amin")
+        end = torch.minimum(oldest_running, self.tickets_issued)  # (R,) first ticket not known to be final
+        tickets = end[:, None] - S + torch.arange(S, device=self.device)  # (R, S)
+        slots = tickets.remainder(C)
+        known = (tickets >= 0) & (self.outcome_tickets.gather(1, slots) == tickets)
+        return (known & self.outcomes.gather(1, slots)).sum(dim=1), known.sum(dim=1)
 
-        Outcomes with `counted` False are dropped. Outcomes of one row keep their order in the batch.
+    def _start_tickets(self, ids: torch.Tensor, rows: torch.Tensor, counted: torch.Tensor) -> None:
+        """Give the episodes starting in `ids` at table `rows` their tickets, (n,) each; uncounted ones get none.
+
+        An env's previous episode that never reported its end (its env was reset or rebuilt) is cut short. It is
+        dropped, and with it every episode of its row started after it: of those, the ones already ended are the
+        quick ones (mostly successes), so keeping them would bias the row toward success.
         """
-        R, S = self.num_levels + 1, self.config.stats_window_episodes
+        R = self.num_levels + 1
+        never = torch.iinfo(torch.long).max
+        cut = torch.where(self.episode_ticket[ids] >= 0, self.episode_ticket[ids], never)
+        cut_from = torch.full((R,), never, dtype=torch.long, device=self.device)
+        cut_from.scatter_reduce_(0, self.episode_levels[ids], cut, reduce="amin")  # (R,) first cut ticket
+        self.outcome_tickets.masked_fill_(self.outcome_tickets >= cut_from[:, None], -1)
+        self.episode_ticket.masked_fill_(self.episode_ticket >= cut_from[self.episode_levels], -1)
         onehot = ((rows[:, None] == torch.arange(R, device=rows.device)) & counted[:, None]).long()  # (n, R)
-        added = onehot.sum(dim=0)  # (R,)
-        rank = (onehot.cumsum(dim=0) * onehot).sum(dim=1) - 1  # (n,) order among counted outcomes of a row
-        # Only a row's last S outcomes of this call fit its ring; the others, and the uncounted, go to the
-        # scratch column S, so no two kept outcomes share a slot (duplicate-index writes have no set order).
-        fits = counted & (rank >= added[rows] - S)
-        slot = torch.where(fits, (self.outcomes_next[rows] + rank) % S, S)
-        self.outcomes[rows, slot] = success
-        self.outcomes[:, S] = False
-        self.outcomes_next.add_(added).remainder_(S)
-        self.outcomes_count.add_(added).clamp_(max=S)
+        rank = (onehot.cumsum(dim=0) * onehot).sum(dim=1) - 1  # (n,) order among counted starts of a row
+        self.episode_ticket[ids] = torch.where(counted, self.tickets_issued[rows] + rank, -1)
+        self.tickets_issued.add_(onehot.sum(dim=0))
+
+    def _record(self, ids: torch.Tensor, success: torch.Tensor) -> None:
+        """Store the outcomes of the episodes ending in `ids` (n,) under their tickets.
+
+        Two tickets C apart share a slot: the newer keeps it (within one call too: `amax` picks it, the other
+        writes to the scratch column), so the slot never holds an outcome under another episode's ticket.
+        """
+        C = self.outcomes.shape[1] - 1
+        ticket, rows = self.episode_ticket[ids], self.episode_levels[ids]
+        slot = torch.where(ticket >= 0, ticket.remainder(C), C)
+        index = rows * (C + 1) + slot  # into the flat (R * (C + 1),) view
+        flat = self.outcome_tickets.view(-1)
+        flat.scatter_reduce_(0, index, ticket, reduce="amax")
+        wins = (ticket >= 0) & (flat[index] == ticket)
+        self.outcomes[rows, torch.where(wins, slot, C)] = success
+        self.outcome_tickets[:, C] = -1
+        self.episode_ticket[ids] = -1
+
+    def _from_end_ordered(self, state: dict) -> dict:
+        """A state of format 1 or 2 in this format: levels, windows, draws and counters carried over; the per-row
+        statistics, which were kept in the order episodes ended, start afresh."""
+        fresh = {name: getattr(self, name).detach().cpu().clone()
+                 for name in ("episode_ticket", "outcomes", "outcome_tickets", "tickets_issued")}
+        return {"frontier": torch.zeros((), dtype=torch.long), **state, **fresh, "format": STATE_FORMAT}

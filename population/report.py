@@ -26,6 +26,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from mapush_rllib.checkpoint_policy import find_checkpoint  # noqa: E402
+from mapush_rllib.checkpoints import CheckpointError  # noqa: E402
 from population import result_keys as keys  # noqa: E402
 from population.result_keys import result_value  # noqa: E402 -- methods take a `keys` argument
 
@@ -205,6 +207,8 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
             if points:
                 ax.step(*zip(*points, strict=True), where="post", color=colours[m.tag])
         ax.set_title(short_name(path), fontsize=8)
+        ax.set_xlabel("training iteration", fontsize=7)
+        ax.set_ylabel("value", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     lineage.set_xlabel("training iteration", fontsize=8)
@@ -232,12 +236,12 @@ def worst_member(members: list[Member]) -> Member:
 
 def curves_table(members: list[Member], baseline: Member | None, marks: int = 8) -> dict:
     """Full-task success and freeloading index of the best and worst member (by final score) and of the
-    baseline, at `marks` evenly spaced env-step marks up to the longest run."""
+    baseline, at `marks` evenly spaced env-step marks up to the end of the shortest of them (marks all reached)."""
     runs = {"best": best_member(members), "worst": worst_member(members)}
     if baseline is not None:
         runs["baseline"] = baseline
-    longest = max(max(m.env_steps_series(SUCCESS_KEYS)[0], default=0) for m in runs.values())
-    steps = [round(longest * (i + 1) / marks) for i in range(marks)]
+    common = min(max(m.env_steps_series(SUCCESS_KEYS)[0], default=0) for m in runs.values())
+    steps = [round(common * (i + 1) / marks) for i in range(marks)]
     table = {"env_steps": steps, "members": {name: None if name == "baseline" else m.index
                                              for name, m in runs.items()}}
     for name, m in runs.items():
@@ -280,8 +284,11 @@ def summary(members: list[Member], exploits: list[Exploit]) -> dict:
 
 
 def newest_checkpoint(directory: Path) -> Path | None:
-    checkpoints = sorted(directory.glob("checkpoint_*"))
-    return checkpoints[-1] if checkpoints else None
+    """The member's complete checkpoint of the highest iteration (`find_checkpoint`), None without one."""
+    try:
+        return find_checkpoint(directory)
+    except CheckpointError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

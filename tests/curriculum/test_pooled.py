@@ -51,3 +51,41 @@ def test_a_team_that_masters_the_levels_moves_the_frontier_up_in_a_real_simulato
     metrics = scheduler.metrics()
     assert metrics["curriculum/frontier"] >= 2 and metrics["curriculum/promotions"] >= 2, metrics
     assert metrics["curriculum/demotions"] == 0
+
+
+def test_level_statistics_are_not_biased_by_which_episodes_end_first(make_scheduler) -> None:
+    """Successes end after 1 step, failures at the time limit (10 steps); half succeed. Counted as episodes end,
+    a level reads ~100 % success for the first steps and promotes on it; counted in start order up to the oldest
+    running episode, it reads the truth within its binomial interval at every moment, and episodes cut short
+    by a reset are dropped."""
+    scheduler = make_scheduler(num_envs=64, rule="pooled", level_episodes=16, stats_window_episodes=64,
+                               probe_share=0.0, promote_success_rate=0.9, demote_success_rate=0.05,
+                               num_levels=3)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.arange(64)
+    scheduler.task_params(ids)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        success = torch.rand(n, generator=generator) < 0.5
+        return success, torch.where(success, 1, 10)
+
+    success, remaining = draw(64)
+    readings, in_end_order = 0, []
+    for step in range(60):
+        remaining -= 1
+        ended = ids[remaining == 0]
+        in_end_order += success[ended].tolist()
+        if step == 5:  # what counting as episodes end would read here
+            assert sum(in_end_order[-64:]) / len(in_end_order[-64:]) > 0.9
+        scheduler.episode_end(ended, success[ended])
+        scheduler.task_params(ended)
+        success[ended], remaining[ended] = draw(len(ended))
+        if step == 30:  # the env batch is rebuilt: every running episode restarts without an end
+            scheduler.task_params(ids)
+            success, remaining = draw(64)
+        successes, episodes = (int(x) for x in (t[0] for t in scheduler.row_outcomes()))
+        if episodes >= 16:
+            readings += 1
+            assert abs(successes / episodes - 0.5) <= 3 * (0.25 / episodes) ** 0.5, (step, successes, episodes)
+    assert readings >= 30
+    assert int(scheduler.frontier) == 0 and int(scheduler.promotions) == 0, "no promotion on censored data"

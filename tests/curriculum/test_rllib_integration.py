@@ -189,7 +189,7 @@ def test_new_process_restores_levels_windows_and_rng_of_every_runner(killed_run,
         state = saved[index][0]
         initial = curriculum_schedule(env_config, NUM_ENVS, index * NUM_ENVS).levels
         assert (state["levels"] != initial).any(), f"runner {index}: levels never changed"
-        assert state["window_count"].sum() > 0 and state["outcomes_count"].sum() > 0
+        assert state["window_count"].sum() > 0 and state["tickets_issued"].sum() > 0
 
     algo = MAPushPPO.from_checkpoint(str(checkpoint))
     try:
@@ -262,7 +262,7 @@ def test_new_process_restores_levels_windows_and_rng_of_every_runner(killed_run,
         assert runner_pid(algo, 1) != old_pid and algo.env_runner_group.num_remote_worker_restarts() == 1
         state = runner_states(algo)[1][0]
         assert (state["draws"] >= before["draws"] + 1).all()  # continued from `before`, then restarted episodes
-        assert state["demotions"] >= before["demotions"] and state["outcomes_count"].sum() > 0
+        assert state["demotions"] >= before["demotions"] and state["tickets_issued"].sum() > 0
     finally:
         algo.stop()
 
@@ -318,7 +318,7 @@ def test_stock_runner_restores_and_restarts_its_episodes(tmp_path, local_ray) ->
         algo.train()
         algo.train()
         saved = runner_states(algo)[0]
-        assert len(saved) == 4 and sum(int(state["outcomes_count"].sum()) for state in saved) > 0
+        assert len(saved) == 4 and sum(int(state["tickets_issued"].sum()) for state in saved) > 0
         path = algo.save_to_path(tmp_path / "checkpoint")
         algo.train()
         algo.train()  # 64 steps: every env ends an episode (50 steps) and draws its next task

@@ -199,7 +199,12 @@ def test_metrics_of_split_schedulers_merge_to_those_of_one(make_scheduler):
             assert torch.equal(part_params["box_size_m"], params["box_size_m"][mine])
     assert torch.equal(torch.cat([p.levels for p in parts]), one.levels)
     merged = CurriculumStats.merge([p.stats() for p in parts]).metrics()
-    assert merged == one.metrics()
+    # Outcome windows end where each scheduler's oldest running episode began (start order), so those of split
+    # schedulers cover other episodes than one scheduler's; every other metric merges exactly.
+    windowed = ("curriculum/level_success_rate", "curriculum/level_episodes", "curriculum/full_task")
+    assert {k: v for k, v in merged.items() if not k.startswith(windowed)} == {
+        k: v for k, v in one.metrics().items() if not k.startswith(windowed)}
+    assert merged["curriculum/level_episodes/0"] > 0
     assert merged["curriculum/promotions"] + merged["curriculum/demotions"] > 0
     assert 0 < merged["curriculum/level_mean"] <= merged["curriculum/level_max"] <= 2
     assert sum(merged[f"curriculum/level_hist/{k}"] for k in range(3)) == pytest.approx(1.0)

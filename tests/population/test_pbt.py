@@ -16,7 +16,7 @@ from mapush_rllib.algorithm import env_state_digest
 from mapush_rllib.training import config_dict_path
 from population.explore import get_path
 
-from .conftest import ENV, REPO, finish, result_rows, start_run, summary_of, trial_dirs
+from .conftest import ENV, REPO, finish, result_rows, start_run, summary_of, trial_dirs, write_config
 
 pytestmark = pytest.mark.ray
 
@@ -25,7 +25,9 @@ pytestmark = pytest.mark.ray
 def population_run(tmp_path_factory) -> tuple[Path, str]:
     storage = tmp_path_factory.mktemp("runs")
     log: list[str] = []
-    process = start_run(str(REPO / "configs" / "pbt_smoke.yaml"), "--storage", str(storage))
+    # Every checkpoint kept (not the default newest 5): the tests trace each restore to a checkpoint on disk.
+    config = write_config("pbt_smoke.yaml", tmp_path_factory.mktemp("config"), run={"checkpoints_to_keep": None})
+    process = start_run(str(config), "--storage", str(storage))
     assert finish(process, log) == 0, "".join(log)[-4000:]
     summary = summary_of(log)
     return Path(summary["experiment_dir"]), "".join(log)
