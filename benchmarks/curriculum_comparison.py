@@ -71,7 +71,7 @@ def newest_trial(storage: Path, name: str) -> Path:
     """The newest trial directory of run `name`: in `<storage>/<name>_<date>/` (or `<storage>/<name>/`)."""
     stamped = re.compile(re.escape(name) + r"(_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(_\d+)?)?")
     runs = [path for path in storage.iterdir() if stamped.fullmatch(path.name)]
-    trials = [trial for run in runs for trial in run.glob("MAPushPPO_*")]
+    trials = [trial for run in runs for trial in run.glob("member_*")]
     if not trials:
         raise SystemExit(f"error: no trial of run {name!r} under {storage}")
     return max(trials, key=lambda path: path.stat().st_mtime)

@@ -28,7 +28,7 @@ PART_BYTES=62000000  # 59.1 MiB: leaves ~4.9 MiB of the 64 MiB transfer for the 
 
 # The packages the GPU image lacks, pinned to what the project is tested with (cp312, manylinux x86_64).
 SIM_WHEELS=(mujoco==3.17.0 mujoco-warp==3.17.0 warp-lang==1.19.0
-            pydantic==2.14.3 pydantic-core==2.50.4 annotated-types==0.8.0 typing-inspection==0.4.5)
+            pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5)
 # shared/research/rllib.md §9: what ray[rllib,tune] needs beyond the image (ray itself is repacked without jars).
 RAY_WHEELS=(ray==2.60.0 jsonschema==4.26.0 referencing==0.37.0 rpds-py==2026.9.1 jsonschema-specifications==2025.9.1
             dm-tree==0.1.10 gymnasium==1.2.2 farama-notifications==0.0.6 lz4==4.4.5 ormsgpack==1.13.1

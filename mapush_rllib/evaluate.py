@@ -7,7 +7,7 @@
 Protocol (MAPush `openrl_ws/test.py` "calculator", spec §4.2; `mapush_rllib.task.calculator`): N envs with one
 seed, a deterministic policy, rolled out until every env has finished its *first* episode; metrics over those
 first episodes. The same episodes are also played by each agent alone and by neither, which gives each agent's
-Shapley contribution and the contribution balance (`--no-contribution` skips that, at a quarter of the cost).
+Shapley contribution and the contribution balance (`--no-contribution` skips that, at a third of the cost).
 A policy is `scripted` (the pushing controller), `random`, or an RLlib checkpoint / run directory; a
 checkpoint is evaluated on its own run's task and reward sections unless `--config` names an experiment file.
 """

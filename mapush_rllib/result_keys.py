@@ -26,6 +26,9 @@ EVAL_FREELOADING_INDEX = f"{EVAL}/freeloading_index"
 EVAL_CONTRIBUTION_BALANCE = f"{EVAL}/contribution_balance"
 EVAL_EPISODES = f"{EVAL}/episodes"
 EVAL_TIME = f"{EVAL}/time_s"
+EVAL_ITERATION = f"{EVAL}/iteration"  # the iteration the latest evaluation ran in (every result carries it)
+#: Env steps sampled in this iteration by every env runner together.
+ENV_STEPS_THIS_ITERATION = "env_runners/num_env_steps_sampled"
 #: The values the learners and envs hold (`mapush_rllib.live_settings.read_live_settings`).
 LIVE_SETTINGS = "live_settings"
 

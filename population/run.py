@@ -153,6 +153,10 @@ def check_members_fit(experiment: ExperimentConfig, algorithm_config, members: i
 
     per_member = algorithm_config.algo_class.default_resource_request(algorithm_config).required_resources
     cluster = ray.cluster_resources()
+    if experiment.simulator.device.startswith("cuda") and cluster.get("GPU", 0.0) == 0:
+        raise ExperimentConfigError(
+            f"simulator.device: {experiment.simulator.device} but the Ray cluster has no GPU; use cpu, or run "
+            "where a GPU is (run.resources.gpus: the share of one each member gets)")
     for resource, field in (("CPU", "run.resources.cpus / cpus_per_env_runner"), ("GPU", "run.resources.gpus")):
         need = members * per_member.get(resource, 0.0)
         have = cluster.get(resource, 0.0)
@@ -165,6 +169,11 @@ def check_members_fit(experiment: ExperimentConfig, algorithm_config, members: i
             )
 
 
+def member_dirname(trial) -> str:  # noqa: ANN001 -- a Tune Trial
+    """`member_<k>_<trial id>`: TensorBoard's run names and the run folder lead with the member."""
+    return f"member_{trial.config.get('member', 0)}_{trial.trial_id}"
+
+
 def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan):
     """A new Tune experiment at `path`: one trial, or one per member under the PBT scheduler."""
     from ray import tune
@@ -175,10 +184,11 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
 
     run = experiment.run
     if plan is None:
-        space, tune_config = algorithm_config, tune.TuneConfig(num_samples=1)
+        space, tune_config = algorithm_config, tune.TuneConfig(num_samples=1, trial_dirname_creator=member_dirname)
     else:
         space = param_space(plan, algorithm_config)
-        tune_config = tune.TuneConfig(scheduler=make_scheduler(plan), metric=SCORE_METRIC, mode="max")
+        tune_config = tune.TuneConfig(scheduler=make_scheduler(plan), metric=SCORE_METRIC, mode="max",
+                                      trial_dirname_creator=member_dirname)
     return tune.Tuner(
         algorithm_config.algo_class,  # the class, not a name: a string makes Tune import every algorithm
         param_space=space,

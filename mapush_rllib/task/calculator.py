@@ -5,9 +5,10 @@ N envs with one seed, a deterministic policy, rolled out until every env has fin
 metrics over exactly those first episodes (time-outs count as failures). Unlike a rolling average over whichever
 episodes happened to finish, this is not biased toward quick successes.
 
-**Contribution.** The same N episodes (same env ids, so the same resets) are played four times side by side in
-one batch: by the whole team, by agent 0 alone, by agent 1 alone and by nobody, an idle agent sending a zero
-command. With v(S) the success rate (or task progress) of coalition S, agent i's Shapley value is
+**Contribution.** The same N episodes (same env ids, so the same resets) are played three times side by side in
+one batch: by the whole team, by agent 0 alone and by agent 1 alone, an idle agent sending a zero command. Nobody
+acting moves no box: v{} = 0 (measured: exactly 0 success and progress), so that coalition is not played, a
+quarter less work. With v(S) the success rate (or task progress) of coalition S, agent i's Shapley value is
 phi_i = 1/2 [(v{i} - v{}) + (v{0,1} - v{j})], exact for two agents. The contribution balance is
 min(phi) / max(phi) of task progress (a success counts as progress 1, so it is defined before any success):
 1 when both agents are needed equally, 0 when one is useless. Unlike the contact-impulse freeloading index it
@@ -37,6 +38,8 @@ Policy = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: The agents that act in each block of a contribution evaluation; the others stay idle. The whole team first.
 TEAM = tuple(range(NUM_AGENTS))
 COALITIONS = (TEAM, (0,), (1,), ())
+#: The coalitions played, one block of envs each; the empty one is worth 0 (see the module docstring).
+PLAYED = COALITIONS[:3]
 #: The per-coalition values whose Shapley values are reported.
 SHAPLEY_VALUES = ("success_rate", "task_progress")
 #: Team metrics of the calculator that are reported (means over the first episodes of the whole team).
@@ -48,7 +51,7 @@ def evaluation_env(
 ) -> MAPushVecEnv:
     """The batch the protocol runs on: `num_envs` envs (global ids 0..num_envs-1), once per coalition when
     `contribution` is on, each block replaying the same episodes."""
-    blocks = len(COALITIONS) if contribution else 1
+    blocks = len(PLAYED) if contribution else 1
     env_ids = torch.arange(num_envs).repeat(blocks)
     return MAPushVecEnv(sim.with_num_envs(num_envs * blocks), task, rewards, seed=seed, env_ids=env_ids)
 
@@ -111,11 +114,11 @@ def evaluate_team(
     `contribution_balance` with `contribution`), the whole team's first-episode stats ordered by env, and the
     recorded frames (of the whole team's first envs).
     """
-    blocks = len(COALITIONS) if contribution else 1
+    blocks = len(PLAYED) if contribution else 1
     if contribution and not _is_tiled(env):
         raise ValueError("evaluate_team(contribution=True) needs an env made by evaluation_env(contribution=True)")
     num_envs = env.num_envs // blocks
-    acting = CoalitionPolicy(policy, num_envs, COALITIONS[:blocks], env.device) if blocks > 1 else policy
+    acting = CoalitionPolicy(policy, num_envs, PLAYED[:blocks], env.device) if blocks > 1 else policy
     stats, frames = first_episodes(env, acting, record_envs=record_envs, progress=progress)
     order = torch.argsort(stats.env_ids)
     stats = stats.select(order)  # by env; block b holds envs b*N .. b*N+N-1
@@ -123,7 +126,8 @@ def evaluate_team(
     team = per_block[0]
     metrics = summarize(team)
     if blocks > 1:
-        metrics.update(shapley_metrics({c: summarize(s) for c, s in zip(COALITIONS, per_block, strict=True)}))
+        values = {c: summarize(s) for c, s in zip(PLAYED, per_block, strict=True)}
+        metrics.update(shapley_metrics({**values, (): dict.fromkeys(SHAPLEY_VALUES, 0.0)}))
     return metrics, team, frames
 
 
@@ -149,7 +153,7 @@ def contribution_balance(phi_0: float, phi_1: float) -> float:
 
 def _is_tiled(env: MAPushVecEnv) -> bool:
     """True when the env's ids are one block of ids repeated once per coalition (built by `evaluation_env`)."""
-    if env.num_envs % len(COALITIONS):
+    if env.num_envs % len(PLAYED):
         return False
-    ids = env.env_ids.view(len(COALITIONS), -1)
+    ids = env.env_ids.view(len(PLAYED), -1)
     return bool((ids == ids[0]).all())

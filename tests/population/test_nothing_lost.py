@@ -62,7 +62,7 @@ def run_to_end(config: Path, storage: Path, log: Path, *extra: str) -> tuple[int
 
 def members(storage: Path) -> list[Path]:
     runs = list(storage.glob("*_*-*-*_*"))
-    return sorted(p for p in runs[0].iterdir() if p.is_dir() and p.name.startswith("MAPushPPO")) if runs else []
+    return sorted(p for p in runs[0].iterdir() if p.is_dir() and p.name.startswith("member_")) if runs else []
 
 
 def complete_count(trial: Path) -> int:
@@ -300,3 +300,11 @@ def test_pbt_run_killed_at_any_moment_resumes_each_member_from_its_newest_comple
     assert status == 0, (tmp_path / "run.log").read_text()[-4000:]
     for trial in members(storage):
         assert result_rows(trial)[-1]["training_iteration"] == 16, "the run finished"
+
+
+def test_a_gpu_config_without_a_gpu_stops_before_training(tmp_path: Path) -> None:
+    """Issue 14's bad input: `configs/pbt_gpu.yaml` on a machine whose Ray cluster has no GPU."""
+    status, output = run_to_end(REPO / "configs" / "pbt_gpu.yaml", tmp_path / "runs", tmp_path / "run.log")
+    assert status == 2, output[-3000:]
+    assert re.search(r"error: (simulator.device: cuda|run.resources.gpus: .* the Ray cluster has 0)", output)
+    assert not any((tmp_path / "runs").iterdir())

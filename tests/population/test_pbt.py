@@ -40,7 +40,7 @@ def exploits(experiment_dir: Path) -> list[list]:
 
 def member_dirs(experiment_dir: Path) -> dict[int, Path]:
     """member index -> trial directory (Tune's folder names carry the member's grid value)."""
-    return {int(re.search(r"member=(\d+)", p.name).group(1)): p for p in trial_dirs(experiment_dir)}
+    return {int(re.match(r"member_(\d+)_", p.name).group(1)): p for p in trial_dirs(experiment_dir)}
 
 
 def test_every_member_trains_and_at_least_one_exploit_happens(population_run) -> None:
