@@ -60,6 +60,9 @@ STATE_TENSORS = (
     "levels", "episode_levels", "window", "window_count", "draws", "episode_ticket",
     "outcomes", "outcome_tickets", "tickets_issued", "promotions", "demotions", "frontier",
 )
+#: Ring room per env and row beyond the S counted outcomes: while the longest episode of a row runs (MAPush: 1,000
+#: steps) each of its envs may start this many quick ones after it (a success after ~60 steps).
+RING_ENVS_FACTOR = 16
 _RNG_SALT = 0x43555252  # curriculum draws differ from the simulator's reset draws under the same seed
 _INITIAL_LEVEL_DRAW = 2**31 - 2  # the rng "draw count" of the initial-level draw
 
@@ -124,10 +127,11 @@ class CurriculumScheduler:
         self.window_count = torch.zeros(E, **long)  # (E,) outcomes in the window, <= W
         self.draws = torch.zeros(E, **long)  # (E,) task_params calls so far: the env's RNG counter
         self.episode_ticket = torch.full((E,), -1, **long)  # (E,) ticket of the running episode at its row; -1: none
-        # Per table row (levels, then the full task): a ring of C = S + E outcomes, slot = ticket % C, each with
-        # its ticket (-1: none): room for the S counted ones behind the episodes still running (at most E).
+        # Per table row (levels, then the full task): a ring of C outcomes, slot = ticket % C, each with its ticket
+        # (-1: none): room for the S counted ones behind the tickets issued since the oldest running episode began
+        # (up to E x the longest episode over the shortest; beyond that the oldest are dropped, at random).
         # Column C is scratch space for writes that must not land (see _record).
-        C = S + E
+        C = S + RING_ENVS_FACTOR * E
         self.outcomes = torch.zeros(R, C + 1, dtype=torch.bool, device=self.device)
         self.outcome_tickets = torch.full((R, C + 1), -1, **long)
         self.tickets_issued = torch.zeros(R, **long)  # (R,) tickets handed out so far

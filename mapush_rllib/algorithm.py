@@ -51,6 +51,8 @@ from mapush_rllib.result_keys import ENV_STEPS, result_value
 from mapush_rllib.task.vec_env import MAPushVecEnv
 
 logger = logging.getLogger(__name__)
+# In every process that runs a member: RLlib's notices come while the algorithm is built, before `setup`.
+quiet_ray_notices()
 
 ENV_STATE_KEY = "mapush_env_state"
 EVALUATION_KEY = "mapush_last_evaluation"
@@ -177,7 +179,6 @@ class MAPushPPO(PPO):
     """PPO whose checkpoints and env runners keep every task schedule's state (see module docstring)."""
 
     def setup(self, config: Any) -> None:
-        quiet_ray_notices()
         torch.set_num_threads(1)  # small MLPs; the simulator's thread pool needs the cores
         self.env_states: dict[int, RunnerStates] = {}  # runner index -> its last reported or loaded states
         self.env_state_restores = 0  # times a rebuilt runner was given its state back

@@ -46,6 +46,7 @@ class PopulationTable(ProgressReporter):
         self.locations = plan.trial_config_locations() if plan is not None else {}
         self.every_s = every_s
         self.last_print = -math.inf
+        self.legend_shown = False
 
     def should_report(self, trials: list, done: bool = False) -> bool:
         return done or time.monotonic() - self.last_print >= self.every_s
@@ -67,16 +68,17 @@ class PopulationTable(ProgressReporter):
             table.append(row)
         return table
 
-    def render(self, trials: list) -> str:
+    def render(self, trials: list, legend: bool = True) -> str:
         table = self.rows(trials)
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
-        legend = (f"success, balance, freeload: latest held-out evaluation (full task, each episode to its end); "
+        explained = (f"success, balance, freeload: latest held-out evaluation (full task, each episode to its end); "
                   f"level: mean curriculum level (top {self.top_level})"
                   + ("; drift: mutated values vs the member's start" if self.start is not None else ""))
-        return "\n".join([*(line[:WIDTH] for line in lines), *textwrap.wrap(legend, WIDTH)])
+        return "\n".join([*(line[:WIDTH] for line in lines), *(textwrap.wrap(explained, WIDTH) if legend else [])])
 
     def report(self, trials: list, done: bool, *sys_info: str) -> None:
         self.last_print = time.monotonic()
-        print(self.render(trials), flush=True)
+        print(self.render(trials, legend=not self.legend_shown), flush=True)  # the legend once per run
+        self.legend_shown = True
 

@@ -38,6 +38,9 @@ from mapush_rllib.sim.config import NUM_AGENTS, PhysicsConfig
 from mapush_rllib.sim.mujoco_backend import AGENT_QPOS0, AGENT_QVEL0, BOX_QVEL_LIN
 from mapush_rllib.sim.mujoco_scene import agent_centre_height_m, combined_box_friction, scene_xml
 
+# Warp's start-up banner and a line per kernel module loaded (dozens per process) say nothing a user acts on.
+wp.config.quiet = True
+
 #: Model fields that get one value per world: the box's footprint, mass and friction, and what they imply.
 PER_WORLD_FIELDS = (
     "geom_size",
