@@ -251,6 +251,38 @@ def newest_experiment_state(experiment_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def repair_experiment_state(experiment_dir: Path) -> str | None:
+    """Put back a cut experiment state file from the driver's staging copy; returns what was done, or None.
+
+    Tune writes the state into the driver's staging folder (`/tmp/ray/session_*/artifacts/<date>/<run>/
+    driver_artifacts/`), then copies it into the run folder without an atomic rename: a kill during that copy
+    leaves the run folder's file cut. The staging file of the same name, left by the killed driver, is whole.
+    """
+    from ray._common.utils import get_default_ray_temp_dir
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    path = newest_experiment_state(experiment_dir)
+    if path is None:
+        return None
+    try:
+        _loads_with_cloudpickle(path.read_text())
+        return None
+    except ValueError:
+        pass
+    pattern = f"session_*/artifacts/*/{experiment_dir.name}/driver_artifacts/{path.name}"
+    staged = sorted(Path(get_default_ray_temp_dir()).glob(pattern), key=lambda p: p.stat().st_mtime)
+    for candidate in reversed(staged):
+        try:
+            _loads_with_cloudpickle(candidate.read_text())
+        except ValueError:
+            continue
+        copy = path.with_name(path.name + ".tmp")
+        copy.write_text(candidate.read_text())
+        os.replace(copy, path)
+        return f"{path.name} was cut (the kill came while Tune copied it); restored from {candidate}"
+    return None
+
+
 def recorded_trial_checkpoints(experiment_dir: Path) -> dict[str, str | None]:
     """Trial folder name -> the path of the newest checkpoint Tune's experiment state records (None: none)."""
     from ray.tune.experiment.trial import Trial

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mapush_rllib.checkpoints import CheckpointError, checkpoint_index, trial_checkpoints, verify
-from mapush_rllib.ray_compat import record_trial_checkpoints, recorded_trial_checkpoints
+from mapush_rllib.ray_compat import record_trial_checkpoints, recorded_trial_checkpoints, repair_experiment_state
 from population.tune_logs import cut_logs_after
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -129,6 +129,9 @@ class MemberRecovery:
 
 def recover(run_dir: Path) -> list[MemberRecovery]:
     """Point every member of the run at its newest complete checkpoint (see the module docstring)."""
+    repaired = repair_experiment_state(run_dir)
+    if repaired:
+        print(repaired, flush=True)
     recorded = recorded_trial_checkpoints(run_dir)
     members, changed, last_index = [], {}, {}
     for trial in sorted(recorded):

@@ -139,7 +139,8 @@ def test_killed_after_its_first_checkpoints_a_run_resumes_from_the_newest(tmp_pa
 
 def test_cut_and_damaged_checkpoints_are_passed_over_by_resume_and_evaluate(tmp_path: Path) -> None:
     """Items 7, 8 and the disk: a checkpoint whose copy was cut short and one with a damaged file are passed over
-    (named, kept aside, never rewritten); `evaluate` takes the highest complete iteration, not the newest file."""
+    (named, kept aside, never rewritten); `evaluate` takes the highest complete iteration, not the newest file;
+    Tune's experiment state cut in the run folder comes back from the killed driver's staging copy."""
     config = write_config("smoke.yaml", tmp_path, run={"stop": {"training_iterations": 16}})
     storage, log = tmp_path / "runs", tmp_path / "run.log"
     process = launch(config, storage, log)
@@ -154,6 +155,8 @@ def test_cut_and_damaged_checkpoints_are_passed_over_by_resume_and_evaluate(tmp_
     data[len(data) // 2] ^= 0xFF
     state.write_bytes(data)
     (trial / third.name / "algorithm_state.pkl").touch()  # an older checkpoint with the newest file time
+    (state_file,) = trial.parent.glob("experiment_state-*.json")  # as if killed while Tune copied it
+    state_file.write_text(state_file.read_text()[: state_file.stat().st_size // 2])
 
     assert find_checkpoint(trial) == third, "evaluate: the highest complete iteration"
     done = subprocess.run([sys.executable, "-m", "mapush_rllib.evaluate", "--policy", str(second), "--json",
@@ -167,6 +170,7 @@ def test_cut_and_damaged_checkpoints_are_passed_over_by_resume_and_evaluate(tmp_
     assert status == 0, output[-4000:]
     assert_resumed_as_expected(trial, expected, output)
     assert f"passed over {newest.name}: incomplete" in output and f"passed over {second.name}: damaged" in output
+    assert f"{state_file.name} was cut" in output, "Tune's experiment state came back from its staging copy"
     for folder in (newest, second):
         assert (trial / f"passed_over_{folder.name}").is_dir(), "kept aside for inspection"
     assert result_rows(trial)[-1]["training_iteration"] == 16
