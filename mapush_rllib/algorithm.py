@@ -38,8 +38,8 @@ from ray.rllib.algorithms.ppo import PPO
 from ray.tune.result import TIMESTEPS_TOTAL
 
 from mapush_rllib.checkpoints import write_manifest
-from mapush_rllib.env import runner_vec_envs
-from mapush_rllib.live_settings import verify_live_settings
+from mapush_rllib.env import ENV_CONFIG_REWARDS, runner_vec_envs
+from mapush_rllib.live_settings import LIVE_OVERRIDES, apply_live_settings, reward_scale_table, verify_live_settings
 from mapush_rllib.ray_compat import (
     last_result,
     quiet_ray_notices,
@@ -171,6 +171,14 @@ def non_finite_learner_results(result: dict) -> list[str]:
     return found
 
 
+def same_env_except_seed(old: dict, new: dict) -> bool:
+    """Whether two env configs build the same simulators (the reward scales and the seed may differ)."""
+    def simulators(env_config: dict) -> dict:
+        return {key: value for key, value in env_config.items() if key not in (ENV_CONFIG_REWARDS, "seed")}
+
+    return simulators(old) == simulators(new)
+
+
 def runner_index(env_runner: Any) -> int:
     return int(env_runner.worker_index or 0)
 
@@ -192,6 +200,46 @@ class MAPushPPO(PPO):
         config = getattr(self, "config", None)
         member = getattr(config, "member", None)
         return f"{type(self).__name__}(member {member})" if member is not None else type(self).__name__
+
+    def reset(self, new_config: dict, storage: Any = None) -> bool:
+        # Tune (reuse_actors) replaces `self.config` with the trial's dict before `reset_config`: keep ours.
+        self._config_before_reset = self.config
+        return super().reset(new_config, storage)
+
+    def reset_config(self, new_config: dict) -> bool:
+        """Continue as a PBT copy in this process: the member's new entropy coefficients, learning rates and reward
+        scales go into the running learner and envs (`apply_live_settings`); Tune then restores the donor's
+        checkpoint into it (`set_state`: weights, optimizer, curriculum state; then the invariant check). No new
+        process, no simulator rebuild.
+
+        Tune may hand the process to another member (its actor cache matches on resources only): the envs then take
+        that member's seed for their next episodes, so no two members draw the same episodes (each env's box
+        friction, drawn once when it was built, stays). Any other difference in the env section is refused.
+        """
+        old = self.config = self._config_before_reset  # what the running components were built from
+        new = old.copy(copy_frozen=False).update_from_dict(new_config)
+        if not same_env_except_seed(old.env_config, new.env_config):
+            logger.warning("not reusing this process for a config with other envs; Tune starts a new one")
+            return False
+        seed = int(new.env_config["seed"])
+
+        def take_seed(env_runner: Any) -> None:
+            env_runner.config.env_config["seed"] = seed
+            for vec_env in runner_vec_envs(env_runner):
+                vec_env.seed = seed
+
+        self.env_runner_group.foreach_env_runner(take_seed, local_env_runner=True)
+        module_ids = sorted(new.policies)
+        apply_live_settings(
+            self,
+            reward_scales=reward_scale_table(new.env_config),
+            entropy_coeff={m: new.get_config_for_module(m).entropy_coeff for m in module_ids},
+            lr={m: new.get_config_for_module(m).lr for m in module_ids},
+        )
+        new.freeze()
+        self.config = new
+        self.__dict__.pop(LIVE_OVERRIDES, None)  # the config now holds those values
+        return True
 
     def step(self) -> dict:
         result = super().step()

@@ -1,9 +1,9 @@
 """Change a running Algorithm's reward scales, entropy coefficients and learning rates, and read them back.
 
 `apply_live_settings` pushes new values into every env runner's simulators and every learner, without a restart;
-population-based training does not call it yet (an exploit restarts the member from the donor's checkpoint with
-its new config). `read_live_settings` reads the values those components actually hold (not the config): every
-result reports them, and `verify_live_settings` compares them with the config after each restore.
+a PBT exploit uses it to continue in the member's own process (`MAPushPPO.reset_config`). `read_live_settings`
+reads the values those components actually hold (not the config): every result reports them, and
+`verify_live_settings` compares them with the config after each restore.
 
 Reward scales are also written into the env config of the runners and of the Algorithm, so envs that
 RLlib rebuilds (a restarted runner, `make_env`) keep them.
@@ -131,6 +131,12 @@ def _resolved_scales(rewards: dict, update: ScalesUpdate) -> dict[str, dict[str,
     return table
 
 
+def reward_scale_table(env_config: dict) -> dict[str, dict[str, float]]:
+    """{agent: {term: scale}} of an env config's reward section."""
+    table = RewardConfig.model_validate(env_config[ENV_CONFIG_REWARDS], strict=False).scale_table()
+    return {agent: dict(zip(REWARD_TERMS, row, strict=True)) for agent, row in zip(AGENT_IDS, table, strict=True)}
+
+
 def _store_scales(env_config: dict, table: dict[str, dict[str, float]]) -> None:
     """Write the full scale table into an env config's reward section (as per-agent scales)."""
     env_config[ENV_CONFIG_REWARDS] = {**env_config[ENV_CONFIG_REWARDS], "per_agent_scales": table}
@@ -153,10 +159,7 @@ def expected_settings(algorithm: Any) -> dict[str, Any]:
         module_config = config.get_config_for_module(module_id)
         expected[module_id] = {"entropy_coeff": module_config.entropy_coeff, "lr": module_config.lr,
                                **overrides.get(module_id, {})}
-    table = RewardConfig.model_validate(algorithm.config.env_config[ENV_CONFIG_REWARDS], strict=False).scale_table()
-    expected["reward_scales"] = {
-        agent: dict(zip(REWARD_TERMS, row, strict=True)) for agent, row in zip(AGENT_IDS, table, strict=True)
-    }
+    expected["reward_scales"] = reward_scale_table(algorithm.config.env_config)
     return expected
 
 

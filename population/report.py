@@ -110,8 +110,12 @@ def load_members(run_dir: Path) -> list[Member]:
         rows = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
         if not rows:
             continue
-        match = re.match(r".+?_(\d{5})_(\d+_.*?)_\d{4}-\d{2}-\d{2}_", result_file.parent.name)
-        tag = match.group(2) if match else rows[0].get("experiment_tag", "0")
+        named = re.match(r"member_(\d+)_", result_file.parent.name)  # population.run's trial folders
+        match = re.match(r".+?_(\d{5})_(\d+_.*?)_\d{4}-\d{2}-\d{2}_", result_file.parent.name)  # Tune's own
+        if named:
+            tag = f"{named[1]}_member={named[1]}"  # Tune's experiment tag of grid member k
+        else:
+            tag = match.group(2) if match else rows[0].get("experiment_tag", "0")
         members.append(Member(rows[0]["trial_id"], tag, result_file.parent, rows))
     return sorted(members, key=lambda m: m.index)
 

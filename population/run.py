@@ -187,8 +187,9 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
         space, tune_config = algorithm_config, tune.TuneConfig(num_samples=1, trial_dirname_creator=member_dirname)
     else:
         space = param_space(plan, algorithm_config)
+        # reuse_actors: an exploited member continues in its own process (`MAPushPPO.reset_config`)
         tune_config = tune.TuneConfig(scheduler=make_scheduler(plan), metric=SCORE_METRIC, mode="max",
-                                      trial_dirname_creator=member_dirname)
+                                      trial_dirname_creator=member_dirname, reuse_actors=True)
     return tune.Tuner(
         algorithm_config.algo_class,  # the class, not a name: a string makes Tune import every algorithm
         param_space=space,

@@ -217,3 +217,22 @@ def test_the_table_has_one_row_per_member_in_member_order_within_120_columns(pop
         rows = lines[i + 1:i + 4]
         assert [row.split()[0] for row in rows] == ["0", "1", "2"], rows
         assert all(len(line) <= 120 for line in (header, *rows, lines[i + 4]))
+
+
+def test_exploits_and_pauses_start_no_new_process(population_run) -> None:
+    """Tune's reuse_actors with `MAPushPPO.reset_config`: a member that copies a donor (or that Tune paused and
+    resumes) continues in a running process, which takes the donor's checkpoint and the member's new values (and
+    seed) without a simulator rebuild; without it every exploit started a new process."""
+    experiment_dir, _ = population_run
+    described = json.loads((experiment_dir / "population.json").read_text())
+    paths = [config_dict_path(path) for path in described["mutations"]]
+    processes, changed = set(), 0
+    for directory in member_dirs(experiment_dir).values():
+        rows = result_rows(directory)
+        processes |= {row["pid"] for row in rows}
+        values = [[get_path(row["config"], path) for path in paths] for row in rows]
+        changed += any(later != values[0] for later in values)
+        for row in rows:
+            assert row["config"]["env_config"]["seed"] == row["config"]["seed"], "the member's own seed"
+    assert changed >= 1, "an exploit happened"
+    assert len(processes) <= described["population_size"], f"{len(processes)} processes for the whole run"
