@@ -22,6 +22,7 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.utils.schedules.scheduler import Scheduler
 from ray.tune.schedulers import PopulationBasedTraining
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 #: The Ray minor version whose private attributes this module uses (pyproject.toml pins the same).
 RAY_VERSION = "2.60"
@@ -31,7 +32,6 @@ RAY_VERSION = "2.60"
 RAY_NOTICES = (
     ("ray.rllib.algorithms.algorithm_config", "You are running"),  # "... on the new API stack!" per actor
     ("ray._common.deprecation", "DeprecationWarning: `RLModule(config="),  # raised by RLlib's own RLModule
-    ("ray.train._internal.storage", "Checkpoint successfully created"),  # per checkpoint, per member
     ("ray.tune.utils.util", "Install gputil"),
 )
 _NOTICES_QUIETED: set[int] = set()  # the processes that installed the filters
@@ -196,6 +196,33 @@ def wants_component(algorithm: Any, name: str, components: Any, not_components: 
 # ------------------------------------------------------------------------------------------------------ Tune
 
 
+class ExploitsInFlight:
+    """Trial ids of members that copy a donor and wait to continue (shared by the scheduler and the search)."""
+
+    def __init__(self) -> None:
+        self.trial_ids: set[str] = set()
+
+
+class SearchKeepingExploitedProcesses(BasicVariantGenerator):
+    """Tune's grid of members, reading "unfinished" while a member that copies a donor waits to continue.
+
+    Tune (2.60) keeps a paused trial's process for reuse (`reuse_actors`) only while the search may still add
+    trials or some trial waits for resources (`TuneController._maybe_cache_trial_actor`); when every member runs,
+    neither holds, and an exploited member would get a new process instead of continuing in its own.
+    """
+
+    def __init__(self, in_flight: ExploitsInFlight) -> None:
+        super().__init__()
+        self.in_flight = in_flight
+
+    def is_finished(self) -> bool:
+        return super().is_finished() and not self.in_flight.trial_ids
+
+    def get_state(self) -> Any:
+        state = super().get_state()
+        return {k: v for k, v in state.items() if k != "in_flight"} if state else state  # the live set stays
+
+
 class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
     """Tune's PBT with public hooks for the three decisions a project changes.
 
@@ -218,6 +245,22 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
     def on_exploit(self, trial: Any, donor: Any, new_config: dict, scores: tuple[float, float]) -> None:
         """`trial` continues from `donor`'s checkpoint with `new_config`; scores: (trial's, donor's) last."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.exploits_in_flight = ExploitsInFlight()  # pass to SearchKeepingExploitedProcesses
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self.exploits_in_flight.trial_ids.discard(trial.trial_id)  # it continues (or decides to copy again below)
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self.exploits_in_flight.trial_ids.discard(trial.trial_id)
+        super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self.exploits_in_flight.trial_ids.discard(trial.trial_id)
+        super().on_trial_error(tune_controller, trial)
+
     def _quantiles(self) -> tuple[list, list]:
         scores = {
             trial: state.last_score
@@ -231,6 +274,7 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
         self.keep_member_identity(new_config, trial.config)
         scores = (self._trial_state[trial].last_score, self._trial_state[trial_to_clone].last_score)
         self.on_exploit(trial, trial_to_clone, new_config, scores)
+        self.exploits_in_flight.trial_ids.add(trial.trial_id)  # Tune pauses it next: keep its process
         return new_config, operations
 
     def _log_config_on_step(self, trial_state, new_state, trial, trial_to_clone, new_config):  # noqa: ANN001, ANN202

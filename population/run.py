@@ -178,6 +178,7 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
     """A new Tune experiment at `path`: one trial, or one per member under the PBT scheduler."""
     from ray import tune
 
+    from mapush_rllib.ray_compat import SearchKeepingExploitedProcesses
     from population.members import SCORE_METRIC, make_scheduler, param_space
     from population.table import PopulationTable
     from population.tune_logs import ProgressCsvLogger, ResultJsonLogger
@@ -188,7 +189,9 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
     else:
         space = param_space(plan, algorithm_config)
         # reuse_actors: an exploited member continues in its own process (`MAPushPPO.reset_config`)
-        tune_config = tune.TuneConfig(scheduler=make_scheduler(plan), metric=SCORE_METRIC, mode="max",
+        scheduler = make_scheduler(plan)
+        tune_config = tune.TuneConfig(scheduler=scheduler, metric=SCORE_METRIC, mode="max",
+                                      search_alg=SearchKeepingExploitedProcesses(scheduler.exploits_in_flight),
                                       trial_dirname_creator=member_dirname, reuse_actors=True)
     return tune.Tuner(
         algorithm_config.algo_class,  # the class, not a name: a string makes Tune import every algorithm

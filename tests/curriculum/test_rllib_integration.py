@@ -167,7 +167,7 @@ def killed_run(tmp_path_factory, experiment) -> dict:
     finally:
         kill_group(process)
     (experiment_dir,) = storage.glob("resume_*")
-    trial_dir = next(experiment_dir.glob("MAPushPPO_*"))
+    trial_dir = next(experiment_dir.glob("member_*"))
     return {"experiment_dir": experiment_dir, "trial_dir": trial_dir, "rows_before": len(result_rows(trial_dir)),
             "log": output}
 

@@ -220,9 +220,10 @@ def test_the_table_has_one_row_per_member_in_member_order_within_120_columns(pop
 
 
 def test_exploits_and_pauses_start_no_new_process(population_run) -> None:
-    """Tune's reuse_actors with `MAPushPPO.reset_config`: a member that copies a donor (or that Tune paused and
-    resumes) continues in a running process, which takes the donor's checkpoint and the member's new values (and
-    seed) without a simulator rebuild; without it every exploit started a new process."""
+    """Tune's reuse_actors with `MAPushPPO.reset_config` (and `SearchKeepingExploitedProcesses`, without which
+    Tune drops the process when every member runs): a member that copies a donor continues in its own process,
+    which takes the donor's checkpoint and the member's new values without a simulator rebuild; before, every
+    exploit started a new process."""
     experiment_dir, _ = population_run
     described = json.loads((experiment_dir / "population.json").read_text())
     paths = [config_dict_path(path) for path in described["mutations"]]
@@ -235,4 +236,6 @@ def test_exploits_and_pauses_start_no_new_process(population_run) -> None:
         for row in rows:
             assert row["config"]["env_config"]["seed"] == row["config"]["seed"], "the member's own seed"
     assert changed >= 1, "an exploit happened"
-    assert len(processes) <= described["population_size"], f"{len(processes)} processes for the whole run"
+    assert len(processes) == described["population_size"], f"{len(processes)} processes for the whole run"
+    for directory in member_dirs(experiment_dir).values():
+        assert len({row["pid"] for row in result_rows(directory)}) == 1, "each member in its own process"
