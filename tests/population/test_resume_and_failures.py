@@ -78,6 +78,7 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
     for directory in trial_dirs(experiment_dir):
         rows = result_rows(directory)
         before[directory.name] = {"rows": len(rows), "last": rows[-1],
+                                  "iterations": [r["training_iteration"] for r in rows],
                                   "checkpoints": sorted(p.name for p in directory.glob("checkpoint_*"))}
 
     digests_before = set().union(*(checkpoint_digests(d) for d in trial_dirs(experiment_dir)))
@@ -98,10 +99,18 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
             progress = list(csv.DictReader(f))
         assert [int(row["training_iteration"]) for row in progress] == [row["training_iteration"] for row in rows]
         assert [row["trial_id"] for row in progress] == [row["trial_id"] for row in rows]
-        first_after = rows[old["rows"]]
+        # the member continues from the checkpoint the resume names; the rows after that checkpoint's were cut
+        resumed_at = int(re.search(rf"{directory.name}: continues from checkpoint_\d+ \(iteration (\d+)\)",
+                                   text)[1])
+        kept_rows = max(i for i, it in enumerate(old["iterations"]) if it == resumed_at) + 1
+        assert [row["training_iteration"] for row in rows[:kept_rows]] == old["iterations"][:kept_rows]
+        if kept_rows == len(rows):  # it had finished before the kill: nothing to continue
+            continue
+        first_after = rows[kept_rows]
+        assert first_after["training_iteration"] == resumed_at + 1
         assert first_after["training_iteration"] > 2, "continued from a checkpoint, not from scratch"
         assert sum(row["training_iteration"] == 1 for row in rows) == 1, "never restarted from iteration 1"
-        for row in rows[old["rows"]:]:
+        for row in rows[kept_rows:]:
             assert_live_values_equal_config(row)
         # The curriculum came back exactly as one of the member's checkpoints holds it (a member that copied
         # another after the resume may hold that donor's instead, so any checkpoint of the run counts; retention
