@@ -349,9 +349,10 @@ def recorded_trial_checkpoints(experiment_dir: Path) -> dict[str, str | None]:
 
 
 def record_trial_checkpoints(experiment_dir: Path, checkpoints: dict[str, list[tuple[Path, dict]]],
-                             last_index: dict[str, int]) -> None:
+                             last_index: dict[str, int], finished: Any) -> None:
     """Make Tune's experiment state list exactly `checkpoints[trial folder]` (oldest first, with their results)
     for each trial named, continue numbering after `last_index[trial folder]`, and write it back atomically.
+    A trial whose newest checkpoint's result is `finished(result)` is marked finished, one that is not is resumed.
 
     Tune saves its experiment state now and then (every 10 s or more), so a killed run's state can miss the
     newest checkpoints (resume would silently repeat iterations) or list one whose copy was cut short.
@@ -378,6 +379,9 @@ def record_trial_checkpoints(experiment_dir: Path, checkpoints: dict[str, list[t
         trial.run_metadata.checkpoint_manager = manager
         trial.run_metadata.last_result = checkpoints[name][-1][1] if checkpoints[name] else {}
         trial.storage.current_checkpoint_index = last_index[name]
+        done = bool(checkpoints[name]) and finished(checkpoints[name][-1][1])
+        if trial.status != Trial.ERROR:  # (killed after its final checkpoint, or with that checkpoint cut)
+            trial.set_status(Trial.TERMINATED if done else Trial.PENDING)
         trial.stub = False  # a stub is how this function read it, not what the trial is
         trial.invalidate_json_state()
         trial_data.append(list(trial.get_json_state()))

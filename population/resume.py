@@ -20,6 +20,7 @@ import datetime
 import fcntl
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,13 +128,14 @@ class MemberRecovery:
         return "\n".join(lines)
 
 
-def recover(run_dir: Path) -> list[MemberRecovery]:
-    """Point every member of the run at its newest complete checkpoint (see the module docstring)."""
+def recover(run_dir: Path, finished: Callable[[dict], bool]) -> list[MemberRecovery]:
+    """Point every member of the run at its newest complete checkpoint (see the module docstring); a member whose
+    checkpoint already meets the stop condition (`finished(result)`) is done."""
     repaired = repair_experiment_state(run_dir)
     if repaired:
         print(repaired, flush=True)
     recorded = recorded_trial_checkpoints(run_dir)
-    members, changed, last_index = [], {}, {}
+    members, listed, last_index = [], {}, {}
     for trial in sorted(recorded):
         trial_dir = run_dir / trial
         complete, passed_over = [], []
@@ -149,12 +151,13 @@ def recover(run_dir: Path) -> list[MemberRecovery]:
         newest = complete[0] if complete else None
         member = MemberRecovery(trial, newest.path if newest else None,
                                 newest.training_iteration if newest else 0, passed_over)
-        if recorded[trial] != (str(newest.path) if newest else None) or passed_over:
-            changed[trial] = [(c.path, c.result) for c in reversed(complete)]
-            last_index[trial] = max((checkpoint_index(f) for f in folders), default=-1)
+        # every member is written back: even one whose checkpoints Tune recorded right may have been killed after
+        # its last iteration and before Tune marked it finished
+        listed[trial] = [(c.path, c.result) for c in reversed(complete)]
+        last_index[trial] = max((checkpoint_index(f) for f in folders), default=-1)
         if trial_dir.is_dir():
             member.rows_dropped = cut_logs_after(trial_dir, member.iteration)
         members.append(member)
-    if changed:
-        record_trial_checkpoints(run_dir, changed, last_index)
+    if listed:
+        record_trial_checkpoints(run_dir, listed, last_index, finished)
     return members

@@ -265,7 +265,7 @@ def prepare_run_dir(experiment: ExperimentConfig, resume: bool) -> tuple[Path, R
                 + "\n  ".join(changes)
             )
         try:
-            members = recover(path)
+            members = recover(path, finished=StopCondition(experiment).reached)
         except FileNotFoundError as error:
             raise RunFolderError(f"--resume: {error}; start a new run") from None
     except BaseException:

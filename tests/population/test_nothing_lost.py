@@ -76,6 +76,12 @@ def complete_count(trial: Path) -> int:
     return count
 
 
+def result_lines(trial: Path) -> list[str]:
+    """The member's result.json lines (none before its first result)."""
+    path = trial / "result.json"
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def expected_resume(trial: Path) -> tuple[str | None, int, list[str]]:
     """(newest complete checkpoint, its iteration, the result.json lines a resume must keep), computed here."""
     newest = None
@@ -85,7 +91,7 @@ def expected_resume(trial: Path) -> tuple[str | None, int, list[str]]:
             break
         except CheckpointError:
             continue
-    lines = (trial / "result.json").read_text().splitlines() if (trial / "result.json").exists() else []
+    lines = result_lines(trial)
     if newest is None:
         return None, 0, []
     iterations = []
@@ -102,7 +108,7 @@ def assert_resumed_as_expected(trial: Path, expected: tuple[str | None, int, lis
     name, iteration, kept = expected
     where = f"{name} (iteration {iteration})" if name else "the start (no complete checkpoint)"
     assert f"{trial.name}: continues from {where}" in output, output[-4000:]
-    lines = (trial / "result.json").read_text().splitlines()
+    lines = result_lines(trial)
     assert lines[: len(kept)] == kept, "every row up to the checkpoint is kept as it was"
     if len(lines) > len(kept):
         assert json.loads(lines[len(kept)])["training_iteration"] == iteration + 1, "no iteration repeated or lost"
@@ -289,7 +295,7 @@ def test_pbt_run_killed_at_any_moment_resumes_each_member_from_its_newest_comple
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.02)
         def every_member_logged_past_its_checkpoint(expected: dict = expected) -> bool:
-            return all(len((trial / "result.json").read_text().splitlines()) > len(expected[trial.name][2])
+            return all(len(result_lines(trial)) > len(expected.get(trial.name, (None, 0, []))[2])
                        for trial in members(storage))
 
 

@@ -94,7 +94,7 @@ def test_sigkilled_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
     for directory in trial_dirs(experiment_dir):
         old = before[directory.name]
         rows = result_rows(directory)
-        assert rows[-1]["training_iteration"] == 10, "the experiment finished"
+        assert rows[-1]["training_iteration"] == 10, [r["training_iteration"] for r in rows]  # finished, not over
         with open(directory / "progress.csv", newline="") as f:  # continued in the columns of its header
             progress = list(csv.DictReader(f))
         assert [int(row["training_iteration"]) for row in progress] == [row["training_iteration"] for row in rows]
