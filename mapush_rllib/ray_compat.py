@@ -327,8 +327,8 @@ def repair_experiment_state(experiment_dir: Path) -> str | None:
     return None
 
 
-def recorded_trial_checkpoints(experiment_dir: Path) -> dict[str, str | None]:
-    """Trial folder name -> the path of the newest checkpoint Tune's experiment state records (None: none)."""
+def recorded_trial_folders(experiment_dir: Path) -> list[str]:
+    """The trial folder names of the trials Tune's experiment state holds."""
     from ray.tune.experiment.trial import Trial
     from ray.tune.utils.serialization import _loads_with_cloudpickle
 
@@ -339,13 +339,8 @@ def recorded_trial_checkpoints(experiment_dir: Path) -> dict[str, str | None]:
         state = _loads_with_cloudpickle(path.read_text())
     except ValueError as error:  # Tune's upload of it is not atomic: a kill during that copy cuts it
         raise FileNotFoundError(f"{path}: Tune's experiment state is damaged ({error})") from None
-    recorded = {}
-    for trial_json, run_metadata in state["trial_data"]:
-        trial = Trial.from_json_state(trial_json, stub=True)
-        trial.restore_run_metadata(run_metadata)
-        latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
-        recorded[trial.storage.trial_dir_name] = latest.checkpoint.path if latest else None
-    return recorded
+    trials = (Trial.from_json_state(trial_json, stub=True) for trial_json, _ in state["trial_data"])
+    return [trial.storage.trial_dir_name for trial in trials]
 
 
 def record_trial_checkpoints(experiment_dir: Path, checkpoints: dict[str, list[tuple[Path, dict]]],

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mapush_rllib.checkpoints import CheckpointError, checkpoint_index, trial_checkpoints, verify
-from mapush_rllib.ray_compat import record_trial_checkpoints, recorded_trial_checkpoints, repair_experiment_state
+from mapush_rllib.ray_compat import record_trial_checkpoints, recorded_trial_folders, repair_experiment_state
 from population.tune_logs import cut_logs_after
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -134,9 +134,9 @@ def recover(run_dir: Path, finished: Callable[[dict], bool]) -> list[MemberRecov
     repaired = repair_experiment_state(run_dir)
     if repaired:
         print(repaired, flush=True)
-    recorded = recorded_trial_checkpoints(run_dir)
+    trials = recorded_trial_folders(run_dir)
     members, listed, last_index = [], {}, {}
-    for trial in sorted(recorded):
+    for trial in sorted(trials):
         trial_dir = run_dir / trial
         complete, passed_over = [], []
         folders = trial_checkpoints(trial_dir) if trial_dir.is_dir() else []
