@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Issue 17's arms side by side on one GPU: one single-member run per arm (configs/gpu.yaml plus the arm's settings),
+# all at once, then each arm's final checkpoint on the full MAPush task by the calculator protocol (MuJoCo C, 300
+# envs, a seed not used in training). After `gpu_setup.sh install` and `export PYTHONPATH=/tmp/site:<checkout>`:
+#   OUT=<folder> ENV_STEPS=16000000 LIMIT_S=480 bash benchmarks/headline_arms.sh arms.txt
+# arms.txt: one arm per line, `<name> [KEY=VALUE ...]` (the --set settings of that arm; `#` starts a comment).
+# Files under $OUT: <name>.log (console), <name>.eval.json (the evaluation), headline.tar.gz (each run folder with
+# its final checkpoint only).
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=${OUT:-/tmp/headline}
+EVAL_SEED=${EVAL_SEED:-1000003}
+mkdir -p "$OUT" /tmp/runs
+export PYTHONUNBUFFERED=1 RAY_AUTH_MODE=disabled
+printf 'task: {}\n' > /tmp/full_task.yaml   # the full MAPush task (4 kg box), whatever the arm trained on
+
+names=()
+while read -r name settings; do
+  [[ -z "$name" || "$name" == \#* ]] && continue
+  names+=("$name")
+  sets=(--set "run.name=$name" --set "run.stop.env_steps=${ENV_STEPS:-16000000}")
+  for kv in $settings; do sets+=(--set "$kv"); done
+  timeout "${LIMIT_S:-480}" python3 -m population.run configs/gpu.yaml --storage "/tmp/runs/$name" "${sets[@]}" \
+    > "$OUT/$name.log" 2>&1 &
+done < "$1"
+wait
+for name in "${names[@]}"; do
+  python3 -m mapush_rllib.evaluate --policy "/tmp/runs/$name" --config /tmp/full_task.yaml --num-envs 300 \
+    --seed "$EVAL_SEED" --json > "$OUT/$name.eval.json" 2> "$OUT/$name.eval.log" &
+done
+wait
+for name in "${names[@]}"; do
+  run=$(ls -d /tmp/runs/"$name"/"$name"_* | tail -1)
+  for trial in "$run"/member_*; do  # keep the newest checkpoint only
+    ls -d "$trial"/checkpoint_* 2>/dev/null | sort | head -n -1 | xargs -r rm -rf
+  done
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2], {k: round(d[k], 3) for k in
+    ('success_rate', 'finish_time_s', 'freeloading_index', 'contribution_balance', 'task_progress') if k in d})" \
+    "$OUT/$name.eval.json" "$name" 2>&1 | tee -a "$OUT/summary.txt"
+done
+tar -czf "$OUT/headline.tar.gz" -C /tmp/runs "${names[@]}"
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >> "$OUT/summary.txt"
