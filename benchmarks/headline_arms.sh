@@ -4,8 +4,8 @@
 # envs, a seed not used in training). After `gpu_setup.sh install` and `export PYTHONPATH=/tmp/site:<checkout>`:
 #   OUT=<folder> ENV_STEPS=16000000 LIMIT_S=480 bash benchmarks/headline_arms.sh arms.txt
 # arms.txt: one arm per line, `<name> [KEY=VALUE ...]` (the --set settings of that arm; `#` starts a comment).
-# Files under $OUT: <name>.log (console), <name>.eval.json (the evaluation), headline.tar.gz (each run folder with
-# its final checkpoint only).
+# Files under $OUT: summary.txt (each arm's evaluation in one line) and headline.tar.gz: <name>.log (console),
+# <name>.eval.json (the evaluation) and each run folder with its final checkpoint only.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-/tmp/headline}
@@ -38,5 +38,6 @@ for name in "${names[@]}"; do
     ('success_rate', 'finish_time_s', 'freeloading_index', 'contribution_balance', 'task_progress') if k in d})" \
     "$OUT/$name.eval.json" "$name" 2>&1 | tee -a "$OUT/summary.txt"
 done
-tar -czf "$OUT/headline.tar.gz" -C /tmp/runs "${names[@]}"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >> "$OUT/summary.txt"
+mkdir -p /tmp/headline_files && mv "$OUT"/*.log "$OUT"/*.json /tmp/headline_files/
+tar -czf "$OUT/headline.tar.gz" -C /tmp/runs "${names[@]}" -C /tmp/headline_files .
