@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", help="experiment YAML whose simulator/task/rewards sections to use")
     parser.add_argument("--json", action="store_true", help="print one JSON object (and nothing else on stdout)")
-    parser.add_argument("--render", metavar="OUT.gif", help="write an animation of the first envs' episodes")
+    parser.add_argument("--render", metavar="OUT.gif", help="write an animation of the first envs' episodes "
+                        "(env i is the same episode for any --num-envs; another --seed draws others)")
     parser.add_argument("--render-envs", type=int, default=4, help="how many envs to draw with --render")
     parser.add_argument("--no-contribution", action="store_true",
                         help="play the episodes with the whole team only (no Shapley contributions)")

@@ -16,6 +16,9 @@ folder now and then (at every save of its experiment state, 10 s apart or more).
 - PBT appends its exploit history (`pbt_global.txt`, `pbt_policy_<trial>.txt`) to the staging folder; after
   `--resume` that starts empty, and its upload replaced the history of the run before the resume.
   `restore_pbt_history` copies the run folder's history into the staging folder before the first append.
+- Every result carries the member's latest evaluation (`eval/...`, for the table and the score), so TensorBoard drew
+  each evaluation as a flat line until the next one. `TensorBoardLogger` writes `eval/...` only at the iteration
+  that ran it: each point on its charts is one evaluation.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from pathlib import Path
 from typing import TextIO
 
 import pyarrow.fs
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.result import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 from ray.tune.utils import flatten_dict
 from ray.tune.utils.util import SafeFallbackEncoder
+
+from population import result_keys as keys
 
 PBT_HISTORY_PREFIX = "pbt_"
 
@@ -73,6 +78,15 @@ class ResultJsonLogger(JsonLoggerCallback):
         file = self.files.pop(trial, None)
         if file is not None:
             file.close()
+
+
+class TensorBoardLogger(TBXLoggerCallback):
+    """Tune's TensorBoard logger, with the member's evaluation only at the iterations that ran one."""
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:  # noqa: ANN001 -- Tune's signature
+        if keys.result_value(result, keys.EVAL_ITERATION) != result.get("training_iteration"):
+            result = {key: value for key, value in result.items() if key != keys.EVAL}
+        super().log_trial_result(iteration, trial, result)
 
 
 class ProgressCsvLogger(CSVLoggerCallback):

@@ -58,6 +58,19 @@ def test_trial_directory_has_results_tensorboard_and_checkpoints(run_dir: Path) 
     assert float(last["env_runners/mapush/window_episodes"]) > 0
 
 
+def test_tensorboard_draws_each_evaluation_once_against_env_steps(run_dir: Path) -> None:
+    """Every result carries the latest evaluation (for the table); TensorBoard gets it only where it ran, so a
+    chart's points are evaluations, not a flat line repeated at each iteration. The x-axis is env steps."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    rows = [json.loads(line) for line in (run_dir / "result.json").read_text().splitlines()]
+    evaluated = [row["timesteps_total"] for row in rows if row["eval"]["iteration"] == row["training_iteration"]]
+    assert len(evaluated) == 2 < len(rows)
+    events = EventAccumulator(str(run_dir)).Reload()
+    assert [e.step for e in events.Scalars("ray/tune/eval/success_rate")] == evaluated
+    assert [e.step for e in events.Scalars("ray/tune/pbt/score")] == [row["timesteps_total"] for row in rows]
+
+
 def test_checkpoint_loads_from_a_relative_path(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(run_dir.parent)
     policy, info = load_checkpoint_policy(run_dir.name)  # as `evaluate --policy runs/single/` passes it

@@ -87,3 +87,18 @@ def test_first_episodes_are_the_same_every_time_the_protocol_runs_on_one_env() -
     env.close()
     assert torch.equal(first.initial_distance_m, again.initial_distance_m)
     assert torch.equal(first.length_steps, again.length_steps)
+
+
+def test_the_drawn_envs_are_episodes_of_the_seed_whatever_the_number_of_envs() -> None:
+    """`evaluate --render` draws the first envs: another --seed draws other episodes, and env i is the same
+    episode for any --num-envs (so a picture of 4 envs shows 4 of the episodes the numbers were measured on)."""
+
+    def first_four(num_envs: int, seed: int) -> torch.Tensor:
+        env = evaluation_env(SIM, TaskConfig(), RewardConfig(), num_envs=num_envs, seed=seed, contribution=False)
+        try:
+            return env.reset()[:4]
+        finally:
+            env.close()
+
+    assert torch.equal(first_four(4, seed=5), first_four(40, seed=5))
+    assert not torch.allclose(first_four(4, seed=5), first_four(4, seed=6))
