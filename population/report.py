@@ -64,9 +64,15 @@ class Member:
         return [], []
 
     def env_steps_series(self, keys: tuple[str, ...]) -> tuple[list[float], list[float]]:
-        """(env steps, values) of the first of `keys` each result has."""
-        points = [(lookup_first(row, STEPS_KEYS), lookup_first(row, keys)) for row in self.rows]
-        points = [(at, float(value)) for at, value in points if at is not None and value is not None]
+        """(env steps, values) of the first of `keys` each result has; of an evaluation key, only the results of
+        the iterations that ran an evaluation (every result carries the latest one)."""
+        points = []
+        for row in self.rows:
+            key = next((key for key in keys if result_value(row, key) is not None), None)
+            at = lookup_first(row, STEPS_KEYS)
+            if key is None or at is None or (is_evaluation(key) and not evaluated_here(row)):
+                continue
+            points.append((at, float(result_value(row, key))))
         return [p[0] for p in points], [p[1] for p in points]
 
     def at_env_steps(self, keys: tuple[str, ...], steps: float) -> float | None:
@@ -87,6 +93,15 @@ class Exploit:
     receiver_iteration: int
     donor_iteration: int
     changes: dict[str, tuple[float, float]]  # mutated path -> (donor value, new value)
+
+
+def is_evaluation(key: str) -> bool:
+    return key.startswith(keys.EVAL + "/")
+
+
+def evaluated_here(row: dict) -> bool:
+    """Whether this result's iteration ran the evaluation it carries."""
+    return result_value(row, keys.EVAL_ITERATION) == row.get("training_iteration")
 
 
 def lookup_first(row: dict, keys: tuple[str, ...]):
@@ -194,7 +209,8 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
     for k, (curve_keys, title) in enumerate(curves):
         ax = fig.add_subplot(grid[1 + k // 2, (k % 2) * 2:(k % 2) * 2 + 2])
         for m in members:
-            ax.plot(*m.env_steps_series(curve_keys), color=colours[m.tag], label=f"member {m.index}")
+            ax.plot(*m.env_steps_series(curve_keys), ".-" if is_evaluation(curve_keys[0]) else "-",
+                    color=colours[m.tag], label=f"member {m.index}")
         if baseline is not None and curve_keys in (SUCCESS_KEYS, FREELOADING_KEYS):
             ax.plot(*baseline.env_steps_series(curve_keys), "k--", label="baseline (one member, no PBT)")
         ax.set_title(title, fontsize=9)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from population.report import load_exploits
+from population.report import LEVEL_KEYS, SUCCESS_KEYS, Member, load_exploits
 
 
 def test_exploits_after_a_resume_name_the_members_without_tunes_perturbed_suffix(tmp_path) -> None:
@@ -17,3 +17,21 @@ def test_exploits_after_a_resume_name_the_members_without_tunes_perturbed_suffix
     first, resumed = load_exploits(tmp_path)
     assert (first.receiver, first.donor, first.changes) == ("0_member=0", "2_member=2", {"lr": (1e-3, 2e-3)})
     assert (resumed.receiver, resumed.donor) == ("3_member=3", "0_member=0")
+
+
+def test_evaluation_curves_have_one_point_per_evaluation_and_others_one_per_result(tmp_path) -> None:
+    """Every result carries the latest evaluation (NaN before the first); the report draws each evaluation once,
+    at the env steps of the iteration that ran it, and rolling curves at every result."""
+    nan = float("nan")
+    evaluations = {2: 0.25, 4: 0.5}  # iteration -> success of the evaluation it ran
+    rows = []
+    latest = {"iteration": nan, "success_rate": nan}
+    for iteration in range(1, 6):
+        if iteration in evaluations:
+            latest = {"iteration": iteration, "success_rate": evaluations[iteration]}
+        rows.append({"training_iteration": iteration, "num_env_steps_sampled_lifetime": 100 * iteration, "eval": dict(latest),
+                     "curriculum": {"level_mean": 0.1 * iteration}})
+    member = Member("t0", "0_member=0", tmp_path, rows)
+    assert member.env_steps_series(SUCCESS_KEYS) == ([200, 400], [0.25, 0.5])
+    assert member.env_steps_series(LEVEL_KEYS)[0] == [100, 200, 300, 400, 500]
+    assert member.at_env_steps(SUCCESS_KEYS, 350) == 0.25
