@@ -14,7 +14,7 @@ import csv
 import json
 from pathlib import Path
 
-from population.result_keys import EVAL
+from population.result_keys import EVAL, ran_evaluation
 
 FINAL_KEYS = ("success_rate", "freeloading_index", "contribution_balance", "finish_time_s")
 
@@ -24,8 +24,8 @@ def evaluation_rows(arm_dir: Path) -> list[dict]:
     rows = []
     for line in next(arm_dir.glob("*/member_*/result.json")).read_text().splitlines():
         result = json.loads(line)
-        evaluation = result.get(EVAL, {})
-        if evaluation.get("iteration") == result["training_iteration"]:
+        if ran_evaluation(result):
+            evaluation = result[EVAL]
             rows.append({
                 "iteration": result["training_iteration"],
                 "env_steps": int(result["timesteps_total"]),

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from mapush_rllib.result_keys import ENV_STEPS_THIS_ITERATION, EVAL_ITERATION, EVAL_TIME, result_value
+from mapush_rllib.result_keys import ENV_STEPS_THIS_ITERATION, EVAL_TIME, ran_evaluation, result_value
 
 
 def summary(run_dir: Path) -> dict:
@@ -28,8 +28,7 @@ def summary(run_dir: Path) -> dict:
         ends.append(max(row["timestamp"] for row in rows))
         training_s = sum(row["time_this_iter_s"] for row in rows)
         # every row carries the latest evaluation; it ran in the iteration it names
-        eval_s = sum(result_value(row, EVAL_TIME) for row in rows
-                     if result_value(row, EVAL_ITERATION) == row["training_iteration"])
+        eval_s = sum(result_value(row, EVAL_TIME) for row in rows if ran_evaluation(row))
         steps = float(sum(result_value(row, ENV_STEPS_THIS_ITERATION, 0) for row in rows))
         total_steps += steps
         members[trial.name] = {"iterations": len(rows), "env_steps": steps, "training_s": round(training_s, 1),

@@ -55,3 +55,8 @@ def result_value(result: dict, key: str, default: Any = None) -> Any:
             return default
         node = node[part]
     return node
+
+
+def ran_evaluation(result: dict) -> bool:
+    """Whether this result's iteration ran the evaluation it carries (every result carries the latest one)."""
+    return result_value(result, EVAL_ITERATION) == result_value(result, "training_iteration")

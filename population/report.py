@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mapush_rllib.checkpoint_policy import find_checkpoint  # noqa: E402
 from mapush_rllib.checkpoints import CheckpointError  # noqa: E402
 from population import result_keys as keys  # noqa: E402
-from population.result_keys import result_value  # noqa: E402 -- methods take a `keys` argument
+from population.result_keys import ran_evaluation, result_value  # noqa: E402 -- methods take a `keys` argument
 
 #: Result keys, in order of preference, for each curve of the report.
 #: The member's evaluation first; runs from before it had one fall back to the rolling (censored) metrics.
@@ -70,7 +70,7 @@ class Member:
         for row in self.rows:
             key = next((key for key in keys if result_value(row, key) is not None), None)
             at = lookup_first(row, STEPS_KEYS)
-            if key is None or at is None or (is_evaluation(key) and not evaluated_here(row)):
+            if key is None or at is None or (is_evaluation(key) and not ran_evaluation(row)):
                 continue
             points.append((at, float(result_value(row, key))))
         return [p[0] for p in points], [p[1] for p in points]
@@ -97,11 +97,6 @@ class Exploit:
 
 def is_evaluation(key: str) -> bool:
     return key.startswith(keys.EVAL + "/")
-
-
-def evaluated_here(row: dict) -> bool:
-    """Whether this result's iteration ran the evaluation it carries."""
-    return result_value(row, keys.EVAL_ITERATION) == row.get("training_iteration")
 
 
 def lookup_first(row: dict, keys: tuple[str, ...]):

@@ -11,7 +11,6 @@ from mapush_rllib.result_keys import (
     EVAL_EPISODES,
     EVAL_FINISH_TIME,
     EVAL_FREELOADING_INDEX,
-    EVAL_ITERATION,
     EVAL_SUCCESS_RATE,
     EVAL_TASK_PROGRESS,
     EVAL_TIME,
@@ -21,6 +20,7 @@ from mapush_rllib.result_keys import (
     TASK_PROGRESS,
     WINDOW_EPISODES,
     nest,
+    ran_evaluation,
     result_value,
 )
 
@@ -36,7 +36,7 @@ SCORE = f"{PBT}/{SCORE_NAME}"
 
 __all__ = [
     "CURRICULUM", "ENV_STEPS", "EVAL", "EVAL_CONTRIBUTION_BALANCE", "EVAL_EPISODES", "EVAL_FINISH_TIME",
-    "EVAL_FREELOADING_INDEX", "EVAL_ITERATION", "EVAL_SUCCESS_RATE", "EVAL_TASK_PROGRESS", "EVAL_TIME",
+    "EVAL_FREELOADING_INDEX", "EVAL_SUCCESS_RATE", "EVAL_TASK_PROGRESS", "EVAL_TIME",
     "FREELOADING_INDEX", "FRONTIER", "FULL_TASK_SUCCESS", "LEVEL_MEAN", "LIVE_SETTINGS", "PBT", "SCORE", "SCORE_NAME",
-    "SUCCESS_RATE", "TASK_PROGRESS", "WINDOW_EPISODES", "nest", "result_value",
+    "SUCCESS_RATE", "TASK_PROGRESS", "WINDOW_EPISODES", "nest", "ran_evaluation", "result_value",
 ]

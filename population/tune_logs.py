@@ -84,7 +84,7 @@ class TensorBoardLogger(TBXLoggerCallback):
     """Tune's TensorBoard logger, with the member's evaluation only at the iterations that ran one."""
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:  # noqa: ANN001 -- Tune's signature
-        if keys.result_value(result, keys.EVAL_ITERATION) != result.get("training_iteration"):
+        if not keys.ran_evaluation(result):
             result = {key: value for key, value in result.items() if key != keys.EVAL}
         super().log_trial_result(iteration, trial, result)
 

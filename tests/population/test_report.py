@@ -29,8 +29,8 @@ def test_evaluation_curves_have_one_point_per_evaluation_and_others_one_per_resu
     for iteration in range(1, 6):
         if iteration in evaluations:
             latest = {"iteration": iteration, "success_rate": evaluations[iteration]}
-        rows.append({"training_iteration": iteration, "num_env_steps_sampled_lifetime": 100 * iteration, "eval": dict(latest),
-                     "curriculum": {"level_mean": 0.1 * iteration}})
+        rows.append({"training_iteration": iteration, "num_env_steps_sampled_lifetime": 100 * iteration,
+                     "eval": dict(latest), "curriculum": {"level_mean": 0.1 * iteration}})
     member = Member("t0", "0_member=0", tmp_path, rows)
     assert member.env_steps_series(SUCCESS_KEYS) == ([200, 400], [0.25, 0.5])
     assert member.env_steps_series(LEVEL_KEYS)[0] == [100, 200, 300, 400, 500]
