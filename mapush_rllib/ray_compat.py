@@ -33,6 +33,8 @@ RAY_NOTICES = (
     ("ray.rllib.algorithms.algorithm_config", "You are running"),  # "... on the new API stack!" per actor
     ("ray._common.deprecation", "DeprecationWarning: `RLModule(config="),  # raised by RLlib's own RLModule
     ("ray.tune.utils.util", "Install gputil"),
+    ("ray.train._internal.storage", "Checkpoint successfully created at"),  # every checkpoint of every member
+    ("ray.tune.trainable.trainable", "Restored on"),  # said by the member's own line (population.curriculum_hooks)
 )
 _NOTICES_QUIETED: set[int] = set()  # the processes that installed the filters
 

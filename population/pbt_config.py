@@ -132,6 +132,16 @@ MUTABLE_TRAINING_FIELDS = ("lr", "entropy_coeff", "clip_param", "gae_lambda", "v
 MUTABLE_PER_MODULE_FIELDS = ("lr", "entropy_coeff")
 
 
+#: Prefixes a mutated value's path drops where it is shown (console, report): each remaining name stays unique.
+DISPLAY_PREFIXES = ("rewards.per_agent_scales.", "training.per_module.", "rewards.", "training.")
+
+
+def display_name(path: str) -> str:
+    """'rewards.per_agent_scales.agent_1.ocb' -> 'agent_1.ocb'; 'training.lr' -> 'lr'."""
+    prefix = next((p for p in DISPLAY_PREFIXES if path.startswith(p)), "")
+    return path[len(prefix):]
+
+
 def check_mutable(path: str) -> None:
     """Raise ValueError (naming `pbt.mutations.<path>`) unless `path` is a value PBT may mutate."""
     parts = path.split(".")

@@ -29,6 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mapush_rllib.checkpoint_policy import find_checkpoint  # noqa: E402
 from mapush_rllib.checkpoints import CheckpointError  # noqa: E402
 from population import result_keys as keys  # noqa: E402
+from population.pbt_config import display_name  # noqa: E402
 from population.result_keys import ran_evaluation, result_value  # noqa: E402 -- methods take a `keys` argument
 
 #: Result keys, in order of preference, for each curve of the report.
@@ -147,6 +148,16 @@ def load_exploits(run_dir: Path) -> list[Exploit]:
     return exploits
 
 
+def display_names(run_dir: Path) -> dict[str, str]:
+    """Trial-config path -> the name the console's exploit lines use, for each value in `population.json`."""
+    described = run_dir / "population.json"
+    if not described.exists():
+        return {}
+    from mapush_rllib.training import config_dict_path
+
+    return {config_dict_path(path): display_name(path) for path in json.loads(described.read_text())["mutations"]}
+
+
 def mutated_paths(run_dir: Path, members: list[Member], exploits: list[Exploit]) -> list[str]:
     """Trial-config paths of the mutated hyperparameters: from `population.json`, else what differs."""
     described = run_dir / "population.json"
@@ -163,16 +174,10 @@ def mutated_paths(run_dir: Path, members: list[Member], exploits: list[Exploit])
     return sorted(paths)
 
 
-def short_name(path: str) -> str:
-    """'env_config.rewards.per_agent_scales.agent_1.ocb' -> 'ocb (agent_1)'."""
-    parts = path.split(".")
-    owner = next((p for p in parts if p.startswith(("agent_", "policy_"))), "")
-    return f"{parts[-1]} ({owner})" if owner else parts[-1]
-
-
 def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Path,
          baseline: Member | None = None) -> Path:
     paths = mutated_paths(run_dir, members, exploits)
+    names = display_names(run_dir)
     colours = {m.tag: plt.cm.tab10(i % 10) for i, m in enumerate(members)}
     by_tag = {m.tag: m for m in members}
     columns = 4
@@ -192,7 +197,7 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
             lineage.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": colours[e.donor]})
             if len(exploits) <= MAX_LABELLED_EXPLOITS:  # beyond that the labels overlap: the panels below show them
                 changed = [(p, v) for p, v in e.changes.items() if p in paths]
-                label = ", ".join(f"{short_name(p)} {a:.3g}→{b:.3g}" for p, (a, b) in changed[:3])
+                label = ", ".join(f"{names.get(p, p)} {a:.3g}→{b:.3g}" for p, (a, b) in changed[:3])
                 lineage.text(end[0], end[1] + 0.15, label, fontsize=6, color=colours[e.receiver], clip_on=True)
     lineage.set_yticks([m.index for m in members], [f"member {m.index}" for m in members])
     labelled = "; new values" if len(exploits) <= MAX_LABELLED_EXPLOITS else ""
@@ -221,7 +226,7 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
                       if path in (flat := flatten(row.get("config", {})))]
             if points:
                 ax.step(*zip(*points, strict=True), where="post", color=colours[m.tag])
-        ax.set_title(short_name(path), fontsize=8)
+        ax.set_title(names.get(path, path), fontsize=8)
         ax.set_xlabel("training iteration", fontsize=7)
         ax.set_ylabel("value", fontsize=7)
         ax.tick_params(labelsize=7)

@@ -180,7 +180,7 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
 
     from mapush_rllib.ray_compat import SearchKeepingExploitedProcesses
     from population.members import SCORE_METRIC, make_scheduler, param_space
-    from population.table import PopulationTable
+    from population.table import CheckpointLines, PopulationTable
     from population.tune_logs import ProgressCsvLogger, ResultJsonLogger, TensorBoardLogger
 
     run = experiment.run
@@ -208,7 +208,7 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
             ),
             failure_config=tune.FailureConfig(max_failures=run.max_failures),
             progress_reporter=PopulationTable(top_curriculum_level(experiment), plan),
-            callbacks=[ResultJsonLogger(), ProgressCsvLogger(), TensorBoardLogger()],  # Tune's, without their flaws
+            callbacks=[ResultJsonLogger(), ProgressCsvLogger(), TensorBoardLogger(), CheckpointLines()],
             verbose=1,
         ),
     )

@@ -21,11 +21,14 @@ import copy
 import logging
 import os
 import random
+import textwrap
 
 from mapush_rllib.ray_compat import PopulationBasedTrainingWithHooks
 from population.exploit import replacement_split
 from population.explore import Mutation, explore, get_path, set_path
+from population.pbt_config import display_name
 from population.result_keys import SCORE
+from population.table import WIDTH
 from population.tune_logs import restore_pbt_history
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ SCORE_METRIC = SCORE
 #: Config entries that make a member itself: a member copying a donor's weights and hyperparameters keeps
 #: its own index and seeds, so two members never replay the same random streams.
 IDENTITY_PATHS = ("member", "seed", "env_config.seed")
+EXPLOIT_INDENT = "      "  # the lines of mutated values under an exploit's `[pbt]` line
 
 
 class MemberExplorer:
@@ -64,13 +68,13 @@ class MemberExplorer:
             logger.debug("[explore] member %s %s: %s", config.get("member"), path, operation)
         return new
 
-    def changes(self, own_config: dict, new_config: dict) -> str:
-        """`path old -> new` for each mutated value, the member's own before the exploit and after."""
-        return "; ".join(
-            f"{m.path} {get_path(own_config, self.locations[m.path]):.4g} -> "
+    def changes(self, own_config: dict, new_config: dict) -> list[str]:
+        """`name old -> new` for each mutated value, the member's own before the exploit and after."""
+        return [
+            f"{display_name(m.path)} {get_path(own_config, self.locations[m.path]):.4g} -> "
             f"{get_path(new_config, self.locations[m.path]):.4g}"
             for m in self.mutations
-        )
+        ]
 
 
 class ConservativePBT(PopulationBasedTrainingWithHooks):
@@ -100,9 +104,11 @@ class ConservativePBT(PopulationBasedTrainingWithHooks):
 
     def on_exploit(self, trial, donor, new_config: dict, scores: tuple[float, float]) -> None:  # noqa: ANN001
         iteration = trial.last_result.get("training_iteration", "?")
-        print(f"[pbt] iteration {iteration}: member {trial.config.get('member')} (score {scores[0]:.3g}) copies "
-              f"member {donor.config.get('member')} (score {scores[1]:.3g}): "
-              f"{self.explorer.changes(trial.config, new_config)}", flush=True)
+        header = (f"[pbt] iteration {iteration}: member {trial.config.get('member')} (score {scores[0]:.3g}) copies "
+                  f"member {donor.config.get('member')} (score {scores[1]:.3g}); its values, before -> after:")
+        changes = textwrap.wrap("; ".join(self.explorer.changes(trial.config, new_config)), width=WIDTH,
+                                initial_indent=EXPLOIT_INDENT, subsequent_indent=EXPLOIT_INDENT, break_long_words=False)
+        print("\n".join([header, *changes]), flush=True)
 
     def split_population(self, scores: dict, quantile_fraction: float) -> tuple[list, list]:
         replaced, donors = replacement_split(

@@ -5,6 +5,10 @@ rows at every print, and did not say what its columns mean. This table shows wha
 latest held-out evaluation (success first), its curriculum level out of the top level, its score, and how far
 PBT has moved its mutated values from where the member started (`drift`: the geometric mean of value/start
 factors, x1.00 when nothing moved).
+
+Between tables the console says what changed: each exploit (`population.scheduler`, one `[pbt]` line) and each
+checkpoint (`CheckpointLines`, one `[checkpoint]` line naming the folder to evaluate or resume from; Tune's own
+line, 100 characters of actor prefix and path object, is filtered in `ray_compat.RAY_NOTICES`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import math
 import textwrap
 import time
 
-from ray.tune import ProgressReporter
+from ray.tune import Callback, ProgressReporter
 
 from population import result_keys as keys
 from population.explore import get_path
@@ -82,3 +86,12 @@ class PopulationTable(ProgressReporter):
         print(self.render(trials, legend=not self.legend_shown), flush=True)  # the legend once per run
         self.legend_shown = True
 
+
+
+class CheckpointLines(Callback):
+    """One short line per checkpoint, printed by the driver: `[checkpoint] member 2, iteration 100: <folder>`."""
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:  # noqa: ANN001 -- Tune's hook
+        folder = "/".join(checkpoint.path.rstrip("/").split("/")[-2:])
+        done = trial.last_result.get("training_iteration")
+        print(f"[checkpoint] member {trial.config.get('member')}, iteration {done}: {folder}", flush=True)

@@ -15,6 +15,7 @@ import pytest
 from mapush_rllib.algorithm import env_state_digest
 from mapush_rllib.training import config_dict_path
 from population.explore import get_path
+from population.pbt_config import display_name
 
 from .conftest import ENV, REPO, finish, result_rows, start_run, summary_of, trial_dirs, write_config
 
@@ -187,14 +188,18 @@ def test_each_exploit_prints_one_line_with_the_values_old_and_new(population_run
     experiment_dir, log = population_run
     assert "No hyperparameters mutated" not in log
     lines = re.findall(r"\[pbt\] iteration \d+: member (\d) \(score [-\d.e]+\) copies member (\d) \(score [-\d.e]+\)"
-                       r": (.*)", log)
+                       r"; its values, before -> after:\n((?:      .*\n)+)", log)
     assert lines, log[-3000:]
     described = json.loads((experiment_dir / "population.json").read_text())
+    by_name = {display_name(path): path for path in described["mutations"]}
     members = member_dirs(experiment_dir)
     announced_and_run = 0
-    for member, donor, changes in lines:
+    for member, donor, block in lines:
         assert member != donor
-        parsed = [re.fullmatch(r"(\S+) (\S+) -> (\S+)", change).groups() for change in changes.split("; ")]
+        assert all(len(line) <= 120 for line in block.splitlines()), "the values fit the table's 120 columns"
+        changes = " ".join(line.strip() for line in block.splitlines())
+        parsed = [(by_name[name], old, new) for name, old, new in
+                  (re.fullmatch(r"(\S+) (\S+) -> (\S+)", change).groups() for change in changes.split("; "))]
         assert sorted(p for p, _, _ in parsed) == sorted(described["mutations"]), "every mutated value is shown"
         runs = [{path: float(f"{get_path(row['config'], config_dict_path(path)):.4g}") for path, _, _ in parsed}
                 for row in result_rows(members[int(member)])]

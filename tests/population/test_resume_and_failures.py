@@ -29,7 +29,7 @@ from .conftest import ENV, finish, read_until, result_rows, start_run, summary_o
 from .test_pbt import assert_live_values_equal_config, checkpoint_digests
 
 pytestmark = pytest.mark.ray
-CHECKPOINT_LINE = "Checkpoint successfully created"
+CHECKPOINT_LINE = "[checkpoint] member "
 
 
 def http_status(url: str, token: str | None = None) -> int:
