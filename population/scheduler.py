@@ -77,18 +77,26 @@ class MemberExplorer:
         ]
 
 
+def quiet_tunes_exploit_lines() -> None:
+    """Tune's own exploit lines say "No hyperparameters mutated" with a custom explore function (and "no checkpoint
+    ... Skip exploit" after a resume): `on_exploit` prints what happened instead."""
+    logging.getLogger("ray.tune.schedulers.pbt").setLevel(logging.WARNING)
+
+
 class ConservativePBT(PopulationBasedTrainingWithHooks):
     """PBT whose bottom members are replaced only when clearly worse than the leader (see module docstring)."""
 
     def __init__(self, *, explorer: MemberExplorer, threshold_std: float, threshold_abs: float, **kwargs) -> None:
         super().__init__(custom_explore_fn=explorer, **kwargs)
-        # Tune's own exploit lines say "No hyperparameters mutated" with a custom explore function: `on_exploit`
-        # prints what happened instead.
-        logging.getLogger("ray.tune.schedulers.pbt").setLevel(logging.WARNING)
+        quiet_tunes_exploit_lines()
         self.explorer = explorer
         self.threshold_std = threshold_std
         self.threshold_abs = threshold_abs
         self._history_restored_by: int | None = None  # the driver process (the scheduler may be unpickled)
+
+    def __setstate__(self, state: dict) -> None:  # a resumed run unpickles the scheduler: no __init__
+        self.__dict__.update(state)
+        quiet_tunes_exploit_lines()
 
     def keep_member_identity(self, new_config: dict, own_config: dict) -> None:
         for path in IDENTITY_PATHS:
