@@ -35,6 +35,7 @@ RAY_NOTICES = (
     ("ray.tune.utils.util", "Install gputil"),
     ("ray.train._internal.storage", "Checkpoint successfully created at"),  # every checkpoint of every member
     ("ray.tune.trainable.trainable", "Restored on"),  # said by the member's own line (population.curriculum_hooks)
+    ("ray.tune.tune", "Experiment has been interrupted"),  # "Resume with Tuner.restore(...)": population.run says
 )
 _NOTICES_QUIETED: set[int] = set()  # the processes that installed the filters
 

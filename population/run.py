@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -45,6 +46,7 @@ from population.tensorboard import write_layout
 
 EXIT_INVALID_CONFIG = 2
 EXIT_TRIAL_FAILED = 1
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT) before every member reached run.stop, as a shell reports it
 POPULATION_FILE = "population.json"
 
 
@@ -214,9 +216,9 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
     )
 
 
-def summarize(results) -> tuple[int, list[dict]]:
-    """(exit status, one summary per member) of a finished Tune run."""
-    rows, status = [], 0
+def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, list[dict]]:
+    """(exit status, one summary per member) of a Tune run that ended: finished, failed or interrupted."""
+    rows, status, unfinished = [], 0, []
     for result in results:
         metrics = result.metrics or {}
         member = (metrics.get("config") or {}).get("member", 0)
@@ -224,6 +226,8 @@ def summarize(results) -> tuple[int, list[dict]]:
             reason = str(result.error).strip().splitlines()[-1]  # the raised error, not Ray's wrapping of it
             print(f"error: member {member} failed: {reason}", file=sys.stderr)
             status = EXIT_TRIAL_FAILED
+        elif not metrics or not stop.reached(metrics):
+            unfinished.append(member)
         rows.append({
             "trial_dir": result.path,
             "member": member,
@@ -235,6 +239,10 @@ def summarize(results) -> tuple[int, list[dict]]:
             "eval_freeloading_index": keys.result_value(metrics, keys.EVAL_FREELOADING_INDEX),
             "score": keys.result_value(metrics, keys.SCORE),
         })
+    if unfinished and status == 0:
+        print(f"interrupted: member {', '.join(map(str, sorted(unfinished)))} stopped before run.stop; every "
+              f"checkpoint is kept. Continue with:\n  {resume_command}", file=sys.stderr)
+        status = EXIT_INTERRUPTED
     return status, rows
 
 
@@ -276,8 +284,9 @@ def prepare_run_dir(experiment: ExperimentConfig, resume: bool) -> tuple[Path, R
 
 
 def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: bool = False,
-          address: str | None = None) -> int:
-    """Run (or resume) the experiment (`plan`: its population, None for one member); returns the exit status."""
+          address: str | None = None, resume_command: str = "python -m population.run <config> --resume") -> int:
+    """Run (or resume) the experiment (`plan`: its population, None for one member); returns the exit status.
+    `resume_command` is what an interrupted run tells the user to type."""
     import ray
     from ray import tune
 
@@ -319,7 +328,7 @@ def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: 
             ray.shutdown()
     finally:
         lock.release()
-    status, rows = summarize(results)
+    status, rows = summarize(results, StopCondition(experiment), resume_command)
     print(json.dumps({"experiment_dir": str(path), "members": rows}))
     return status
 
@@ -353,7 +362,11 @@ def main(argv: list[str] | None = None) -> int:
             resolved["population"] = plan.describe()
         print(json.dumps(resolved, indent=2))
         return 0
-    return train(experiment, algorithm_config, plan, resume=args.resume, address=args.address)
+    resume_command = shlex.join(["python", "-m", "population.run", args.config, *(
+        ["--storage", args.storage] if args.storage else []), *(
+        item for override in args.overrides for item in ("--set", override)), "--resume"])
+    return train(experiment, algorithm_config, plan, resume=args.resume, address=args.address,
+                 resume_command=resume_command)
 
 
 if __name__ == "__main__":

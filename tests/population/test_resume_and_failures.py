@@ -25,7 +25,7 @@ from mapush_rllib.checkpoint_policy import load_checkpoint_policy
 from mapush_rllib.checkpoints import verify
 
 from ..processes import kill_group
-from .conftest import ENV, finish, read_until, result_rows, start_run, summary_of, trial_dirs, write_config
+from .conftest import ENV, REPO, finish, read_until, result_rows, start_run, summary_of, trial_dirs, write_config
 from .test_pbt import assert_live_values_equal_config, checkpoint_digests
 
 pytestmark = pytest.mark.ray
@@ -161,3 +161,29 @@ def test_a_member_whose_simulator_dies_is_restored_and_the_run_continues(tmp_pat
     assert len({row["pid"] for row in rows}) >= 2, "a new trial process took over after the failure"
     iterations = [row["training_iteration"] for row in rows]
     assert iterations == sorted(iterations), "it resumed from its last checkpoint and went on"
+
+
+def test_ctrl_c_says_how_to_continue_and_that_command_finishes_the_run(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) stops Tune gracefully; the run then says so (exit 130, a shell's code for it) with the
+    command that continues it, instead of Tune's `Tuner.restore(...)` advice, and that command finishes the run."""
+    config = write_config("smoke.yaml", tmp_path, run={"stop": {"training_iterations": 30}})
+    log: list[str] = []
+    process = start_run(str(config), "--storage", str(tmp_path / "runs"))
+    try:
+        assert read_until(process, lambda text: CHECKPOINT_LINE in text, log), "".join(log)[-3000:]
+        process.send_signal(signal.SIGINT)
+        status = finish(process, log)
+    finally:
+        kill_group(process)
+    text = "".join(log)
+    assert status == 130, text[-3000:]
+    assert "Tuner.restore" not in text
+    command = text.split("interrupted: member 0 stopped before run.stop")[1].split("Continue with:\n")[1]
+    command = command.splitlines()[0].split()
+    assert command[:4] == ["python", "-m", "population.run", str(config)] and command[-1] == "--resume", command
+    (trial,) = trial_dirs(next((tmp_path / "runs").glob("smoke_*")))
+    assert max(row["training_iteration"] for row in result_rows(trial)) < 30
+    resumed = subprocess.run([sys.executable, *command[1:]], cwd=REPO, env=ENV, capture_output=True, text=True,
+                             timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [row["training_iteration"] for row in result_rows(trial)][-1] == 30
