@@ -167,8 +167,9 @@ def test_report_draws_the_lineage_and_the_best_members_rollout(population_run, t
     curves = summary["curves"]
     assert curves["members"]["best"] == summary["best_member"] and curves["members"]["worst"] is not None
     steps = [row["env_runners"]["num_env_steps_sampled_lifetime"] for row in baseline_rows]
-    for i, mark in enumerate(curves["env_steps"]):  # the baseline's last result at or before each mark
-        row = next((r for r, at in zip(reversed(baseline_rows), reversed(steps), strict=True) if at <= mark), None)
+    for i, mark in enumerate(curves["env_steps"]):  # the baseline's last evaluation at or before each mark
+        row = next((r for r, at in zip(reversed(baseline_rows), reversed(steps), strict=True)
+                    if at <= mark and r["eval"]["iteration"] == r["training_iteration"]), None)
         if row is None or mark > steps[-1]:
             assert curves["baseline"]["success"][i] is None
             continue
