@@ -92,6 +92,10 @@ def load_checkpoint_policy(path: str, device: str = "cpu") -> tuple[CheckpointPo
     """
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 
+    from mapush_rllib.ray_compat import quiet_ray_notices
+
+    quiet_ray_notices()  # RLlib's own deprecation warning when it builds the modules
+
     checkpoint = find_checkpoint(path)
     try:
         multi_module = MultiRLModule.from_checkpoint(checkpoint / MODULES_DIR)
