@@ -6,7 +6,7 @@
 # arms.txt: one arm per line, `<name> [KEY=VALUE ...]` (the --set settings of that arm; `#` starts a comment).
 # Files under $OUT: summary.txt (each arm's evaluation in one line) and headline.tar.gz: <name>.log (console),
 # <name>.eval.json (the evaluation) and each run folder with its final checkpoint only.
-set -u
+set -u -f   # -f: no globbing of the settings (curriculum.levels=[{...}] is a glob pattern)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-/tmp/headline}
 EVAL_SEED=${EVAL_SEED:-1000003}
@@ -20,8 +20,9 @@ while read -r name settings; do
   names+=("$name")
   sets=(--set "run.name=$name" --set "run.stop.env_steps=${ENV_STEPS:-16000000}")
   for kv in $settings; do sets+=(--set "$kv"); done
-  timeout "${LIMIT_S:-480}" python3 -m population.run configs/gpu.yaml --storage "/tmp/runs/$name" "${sets[@]}" \
-    > "$OUT/$name.log" 2>&1 &
+  rm -rf "/tmp/runs/$name"   # evaluate --policy takes the newest run under it: this round's
+  { timeout "${LIMIT_S:-480}" python3 -m population.run configs/gpu.yaml --storage "/tmp/runs/$name" "${sets[@]}" \
+      > "$OUT/$name.log" 2>&1; echo "$name: population.run exit $? (124: stopped by LIMIT_S)" >> "$OUT/summary.txt"; } &
 done < "$1"
 wait
 for name in "${names[@]}"; do

@@ -14,23 +14,24 @@ import csv
 import json
 from pathlib import Path
 
-from population.result_keys import EVAL, ran_evaluation
+from population.result_keys import ENV_STEPS, EVAL, ran_evaluation, result_value
 
-FINAL_KEYS = ("success_rate", "freeloading_index", "contribution_balance", "finish_time_s")
+TEAM_KEYS = ("success_rate", "freeloading_index", "contribution_balance")
 
 
 def evaluation_rows(arm_dir: Path) -> list[dict]:
-    """The arm's own evaluations, read from its member's result.json (one row per evaluated iteration)."""
+    """The arm's own evaluations, read from its member's result.json (one row per evaluated iteration; none when
+    the run folder is not there, as in the committed results, which keep only the final evaluations)."""
     rows = []
-    for line in next(arm_dir.glob("*/member_*/result.json")).read_text().splitlines():
+    for line in "".join(path.read_text() for path in arm_dir.glob("*/member_*/result.json")).splitlines():
         result = json.loads(line)
         if ran_evaluation(result):
             evaluation = result[EVAL]
             rows.append({
                 "iteration": result["training_iteration"],
-                "env_steps": int(result["timesteps_total"]),
+                "env_steps": int(result_value(result, ENV_STEPS)),
                 "time_s": round(result["time_total_s"]),
-                **{key: round(evaluation[key], 3) for key in FINAL_KEYS[:3]},
+                **{key: round(evaluation[key], 3) for key in TEAM_KEYS},
             })
     return rows
 
@@ -50,9 +51,10 @@ def main() -> None:
             curves += [{"arm": arm, **row} for row in rows]
             evaluation = json.loads(final.read_text())
             own = ", ".join(f"{row['success_rate']:.2f} ({row['env_steps'] / 1e6:.1f} M)" for row in rows)
-            print(f"| {arm} | {rows[-1]['env_steps'] / 1e6:.1f} M | {own} | {evaluation['success_rate']:.2f} | "
+            steps = f"{rows[-1]['env_steps'] / 1e6:.1f} M" if rows else "?"
+            print(f"| {arm} | {steps} | {own} | {evaluation['success_rate']:.2f} | "
                   f"{evaluation['freeloading_index']:.2f} | {evaluation['contribution_balance']:.2f} |")
-    if args.csv:
+    if args.csv and curves:
         with args.csv.open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(curves[0]))
             writer.writeheader()

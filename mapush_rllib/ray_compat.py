@@ -330,6 +330,12 @@ def repair_experiment_state(experiment_dir: Path) -> str | None:
     return None
 
 
+def failed_trial_paths(results: Any) -> set[str]:
+    """Folders of the trials of a Tune ResultGrid that ended in ERROR. (`Result.error` also holds the error of a
+    failure the trial was since restored from, so it cannot tell a failed member from an interrupted one.)"""
+    return {trial.path for trial in results._experiment_analysis.trials if trial.status == "ERROR"}
+
+
 def recorded_trial_folders(experiment_dir: Path) -> list[str]:
     """The trial folder names of the trials Tune's experiment state holds."""
     from ray.tune.experiment.trial import Trial

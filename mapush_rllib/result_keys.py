@@ -59,4 +59,5 @@ def result_value(result: dict, key: str, default: Any = None) -> Any:
 
 def ran_evaluation(result: dict) -> bool:
     """Whether this result's iteration ran the evaluation it carries (every result carries the latest one)."""
-    return result_value(result, EVAL_ITERATION) == result_value(result, "training_iteration")
+    iteration = result_value(result, "training_iteration")
+    return iteration is not None and result_value(result, EVAL_ITERATION) == iteration

@@ -31,6 +31,7 @@ from mapush_rllib.checkpoints import CheckpointError  # noqa: E402
 from population import result_keys as keys  # noqa: E402
 from population.pbt_config import display_name  # noqa: E402
 from population.result_keys import ran_evaluation, result_value  # noqa: E402 -- methods take a `keys` argument
+from population.resume import POPULATION_FILE  # noqa: E402
 
 #: Result keys, in order of preference, for each curve of the report.
 #: The member's evaluation first; runs from before it had one fall back to the rolling (censored) metrics.
@@ -77,7 +78,8 @@ class Member:
         return [p[0] for p in points], [p[1] for p in points]
 
     def at_env_steps(self, keys: tuple[str, ...], steps: float) -> float | None:
-        """The value of the last result at or before `steps` env steps (None before the first or past the end)."""
+        """The value of the last point of `env_steps_series` at or before `steps` env steps (None before the first
+        or past the last)."""
         at, values = self.env_steps_series(keys)
         before = [value for x, value in zip(at, values, strict=True) if x <= steps]
         return before[-1] if before and steps <= max(at) else None
@@ -148,36 +150,27 @@ def load_exploits(run_dir: Path) -> list[Exploit]:
     return exploits
 
 
-def display_names(run_dir: Path) -> dict[str, str]:
-    """Trial-config path -> the name the console's exploit lines use, for each value in `population.json`."""
-    described = run_dir / "population.json"
-    if not described.exists():
-        return {}
-    from mapush_rllib.training import config_dict_path
-
-    return {config_dict_path(path): display_name(path) for path in json.loads(described.read_text())["mutations"]}
-
-
-def mutated_paths(run_dir: Path, members: list[Member], exploits: list[Exploit]) -> list[str]:
-    """Trial-config paths of the mutated hyperparameters: from `population.json`, else what differs."""
-    described = run_dir / "population.json"
+def mutated_paths(run_dir: Path, members: list[Member], exploits: list[Exploit]) -> dict[str, str]:
+    """Trial-config path -> shown name (as in the console's exploit lines) of each mutated value: from
+    `population.json`, else the paths that differ between members (shown as they are)."""
+    described = run_dir / POPULATION_FILE
     if described.exists():
         from mapush_rllib.training import config_dict_path
 
-        return [config_dict_path(path) for path in json.loads(described.read_text())["mutations"]]
+        return {config_dict_path(path): display_name(path) for path in json.loads(described.read_text())["mutations"]}
     identity = {"member", "seed", "env_config.seed"}
     paths = {path for e in exploits for path in e.changes} - identity
     if not paths:
         configs = [flatten(m.rows[-1].get("config", {})) for m in members]
         keys = set.intersection(*(set(c) for c in configs)) if configs else set()
         paths = {k for k in keys if len({c[k] for c in configs}) > 1} - identity
-    return sorted(paths)
+    return {path: path for path in sorted(paths)}
 
 
 def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Path,
          baseline: Member | None = None) -> Path:
-    paths = mutated_paths(run_dir, members, exploits)
-    names = display_names(run_dir)
+    names = mutated_paths(run_dir, members, exploits)
+    paths = list(names)
     colours = {m.tag: plt.cm.tab10(i % 10) for i, m in enumerate(members)}
     by_tag = {m.tag: m for m in members}
     columns = 4
@@ -197,7 +190,7 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
             lineage.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": colours[e.donor]})
             if len(exploits) <= MAX_LABELLED_EXPLOITS:  # beyond that the labels overlap: the panels below show them
                 changed = [(p, v) for p, v in e.changes.items() if p in paths]
-                label = ", ".join(f"{names.get(p, p)} {a:.3g}→{b:.3g}" for p, (a, b) in changed[:3])
+                label = ", ".join(f"{names[p]} {a:.3g}→{b:.3g}" for p, (a, b) in changed[:3])
                 lineage.text(end[0], end[1] + 0.15, label, fontsize=6, color=colours[e.receiver], clip_on=True)
     lineage.set_yticks([m.index for m in members], [f"member {m.index}" for m in members])
     labelled = "; new values" if len(exploits) <= MAX_LABELLED_EXPLOITS else ""
@@ -226,7 +219,7 @@ def plot(run_dir: Path, members: list[Member], exploits: list[Exploit], out: Pat
                       if path in (flat := flatten(row.get("config", {})))]
             if points:
                 ax.step(*zip(*points, strict=True), where="post", color=colours[m.tag])
-        ax.set_title(names.get(path, path), fontsize=8)
+        ax.set_title(names[path], fontsize=8)
         ax.set_xlabel("training iteration", fontsize=7)
         ax.set_ylabel("value", fontsize=7)
         ax.tick_params(labelsize=7)

@@ -29,6 +29,7 @@ from mapush_rllib.ray_compat import record_trial_checkpoints, recorded_trial_fol
 from population.tune_logs import cut_logs_after
 
 EXPERIMENT_FILE = "experiment.yaml"
+POPULATION_FILE = "population.json"  # the mutations and each member's starting values (the report reads it)
 LOCK_FILE = ".population_run.lock"
 PASSED_OVER_PREFIX = "passed_over_"
 _STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(?:_\d+)?"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -34,6 +35,7 @@ from population import result_keys as keys
 from population.config import ExperimentConfig, ExperimentConfigError, load_experiment
 from population.resume import (
     EXPERIMENT_FILE,
+    POPULATION_FILE,
     RESUMABLE_CHANGES,
     RunFolderError,
     RunLock,
@@ -47,7 +49,6 @@ from population.tensorboard import write_layout
 EXIT_INVALID_CONFIG = 2
 EXIT_TRIAL_FAILED = 1
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT) before every member reached run.stop, as a shell reports it
-POPULATION_FILE = "population.json"
 
 
 def build_algorithm_config(experiment: ExperimentConfig):
@@ -97,7 +98,7 @@ class StopCondition:
         """True once `result` meets any configured limit."""
         steps = keys.result_value(result, keys.ENV_STEPS, 0)
         return bool(
-            (self.iterations is not None and result["training_iteration"] >= self.iterations)
+            (self.iterations is not None and result.get("training_iteration", 0) >= self.iterations)
             or (self.env_steps is not None and steps >= self.env_steps)
             or (self.time_s is not None and result.get("time_total_s", 0.0) >= self.time_s)
         )
@@ -176,6 +177,12 @@ def member_dirname(trial) -> str:  # noqa: ANN001 -- a Tune Trial
     return f"member_{trial.config.get('member', 0)}_{trial.trial_id}"
 
 
+def member_index(trial_path: str) -> int | None:
+    """The member of a trial folder that `member_dirname` named."""
+    match = re.match(r"member_(\d+)_", Path(trial_path).name)
+    return int(match.group(1)) if match else None
+
+
 def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan):
     """A new Tune experiment at `path`: one trial, or one per member under the PBT scheduler."""
     from ray import tune
@@ -218,15 +225,18 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
 
 def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, list[dict]]:
     """(exit status, one summary per member) of a Tune run that ended: finished, failed or interrupted."""
+    from mapush_rllib.ray_compat import failed_trial_paths
+
+    failed = failed_trial_paths(results)
     rows, status, unfinished = [], 0, []
     for result in results:
         metrics = result.metrics or {}
-        member = (metrics.get("config") or {}).get("member", 0)
-        if result.error is not None:
+        member = (metrics.get("config") or {}).get("member", member_index(result.path))
+        if result.path in failed:
             reason = str(result.error).strip().splitlines()[-1]  # the raised error, not Ray's wrapping of it
             print(f"error: member {member} failed: {reason}", file=sys.stderr)
             status = EXIT_TRIAL_FAILED
-        elif not metrics or not stop.reached(metrics):
+        elif "training_iteration" not in metrics or not stop.reached(metrics):
             unfinished.append(member)
         rows.append({
             "trial_dir": result.path,
@@ -240,7 +250,7 @@ def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, l
             "score": keys.result_value(metrics, keys.SCORE),
         })
     if unfinished and status == 0:
-        print(f"interrupted: member {', '.join(map(str, sorted(unfinished)))} stopped before run.stop; every "
+        print(f"interrupted: member {', '.join(map(str, sorted(unfinished, key=str)))} stopped before run.stop; every "
               f"checkpoint is kept. Continue with:\n  {resume_command}", file=sys.stderr)
         status = EXIT_INTERRUPTED
     return status, rows
@@ -281,6 +291,17 @@ def prepare_run_dir(experiment: ExperimentConfig, resume: bool) -> tuple[Path, R
         raise
     print(f"Resuming {path}:\n" + "\n".join(member.describe() for member in members), flush=True)
     return path, lock
+
+
+def interrupted_outside_tune(path: Path, resume: bool, resume_command: str) -> int:
+    """Ctrl-C before Tune's handler was in place: a new run with no checkpoint yet leaves no folder behind."""
+    if not resume and not any(path.glob("*/checkpoint_*")):
+        shutil.rmtree(path, ignore_errors=True)
+        print("interrupted before the first checkpoint: nothing to continue; the run folder is removed",
+              file=sys.stderr)
+    else:
+        print(f"interrupted; every checkpoint is kept. Continue with:\n  {resume_command}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: bool = False,
@@ -326,6 +347,8 @@ def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: 
             return EXIT_INVALID_CONFIG
         finally:
             ray.shutdown()
+    except KeyboardInterrupt:  # Ctrl-C outside Tune's own handler (Ray starting, Tune not yet running)
+        return interrupted_outside_tune(path, resume, resume_command)
     finally:
         lock.release()
     status, rows = summarize(results, StopCondition(experiment), resume_command)
@@ -362,9 +385,11 @@ def main(argv: list[str] | None = None) -> int:
             resolved["population"] = plan.describe()
         print(json.dumps(resolved, indent=2))
         return 0
-    resume_command = shlex.join(["python", "-m", "population.run", args.config, *(
-        ["--storage", args.storage] if args.storage else []), *(
-        item for override in args.overrides for item in ("--set", override)), "--resume"])
+    resume_command = shlex.join([
+        "python", "-m", "population.run", args.config,
+        *(["--storage", args.storage] if args.storage else []), *(["--address", args.address] if args.address else []),
+        *(item for override in args.overrides for item in ("--set", override)), "--resume",
+    ])
     return train(experiment, algorithm_config, plan, resume=args.resume, address=args.address,
                  resume_command=resume_command)
 

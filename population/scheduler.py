@@ -114,9 +114,12 @@ class ConservativePBT(PopulationBasedTrainingWithHooks):
         iteration = trial.last_result.get("training_iteration", "?")
         header = (f"[pbt] iteration {iteration}: member {trial.config.get('member')} (score {scores[0]:.3g}) copies "
                   f"member {donor.config.get('member')} (score {scores[1]:.3g}); its values, before -> after:")
-        changes = textwrap.wrap("; ".join(self.explorer.changes(trial.config, new_config)), width=WIDTH,
-                                initial_indent=EXPLOIT_INDENT, subsequent_indent=EXPLOIT_INDENT, break_long_words=False)
-        print("\n".join([header, *changes]), flush=True)
+        # Lines break only between changes: within one, non-breaking spaces (put back after wrapping).
+        changes = self.explorer.changes(trial.config, new_config)
+        changes = [change.replace(" ", "\N{NO-BREAK SPACE}") for change in changes]
+        lines = textwrap.wrap("; ".join(changes), width=WIDTH, initial_indent=EXPLOIT_INDENT,
+                              subsequent_indent=EXPLOIT_INDENT, break_long_words=False)
+        print("\n".join([header, *(line.replace("\N{NO-BREAK SPACE}", " ") for line in lines)]), flush=True)
 
     def split_population(self, scores: dict, quantile_fraction: float) -> tuple[list, list]:
         replaced, donors = replacement_split(

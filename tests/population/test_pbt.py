@@ -197,7 +197,10 @@ def test_each_exploit_prints_one_line_with_the_values_old_and_new(population_run
     announced_and_run = 0
     for member, donor, block in lines:
         assert member != donor
-        assert all(len(line) <= 120 for line in block.splitlines()), "the values fit the table's 120 columns"
+        for line in block.splitlines():
+            assert len(line) <= 120, "the values fit the table's 120 columns"
+            assert all(re.fullmatch(r"\S+ \S+ -> \S+", change) for change in line.strip().rstrip(";").split("; ")), \
+                "a line breaks only between changes"
         changes = " ".join(line.strip() for line in block.splitlines())
         parsed = [(by_name[name], old, new) for name, old, new in
                   (re.fullmatch(r"(\S+) (\S+) -> (\S+)", change).groups() for change in changes.split("; "))]

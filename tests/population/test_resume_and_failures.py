@@ -177,7 +177,7 @@ def test_ctrl_c_says_how_to_continue_and_that_command_finishes_the_run(tmp_path:
         kill_group(process)
     text = "".join(log)
     assert status == 130, text[-3000:]
-    assert "Tuner.restore" not in text
+    assert "Tuner.restore" not in text and "Checkpoint successfully created" not in text
     command = text.split("interrupted: member 0 stopped before run.stop")[1].split("Continue with:\n")[1]
     command = command.splitlines()[0].split()
     assert command[:4] == ["python", "-m", "population.run", str(config)] and command[-1] == "--resume", command
@@ -187,3 +187,21 @@ def test_ctrl_c_says_how_to_continue_and_that_command_finishes_the_run(tmp_path:
                              timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [row["training_iteration"] for row in result_rows(trial)][-1] == 30
+
+
+def test_ctrl_c_before_the_first_result_is_an_interruption_too(tmp_path: Path) -> None:
+    config = write_config("smoke.yaml", tmp_path, run={"stop": {"training_iterations": 30}})
+    log: list[str] = []
+    process = start_run(str(config), "--storage", str(tmp_path / "runs"))
+    try:
+        assert read_until(process, lambda text: text.startswith("Experiment folder:"), log), "".join(log)[-3000:]
+        process.send_signal(signal.SIGINT)
+        status = finish(process, log)
+    finally:
+        kill_group(process)
+    text = "".join(log)
+    assert status == 130 and "Traceback" not in text, text[-3000:]
+    if "interrupted before the first checkpoint" in text:  # before Tune's handler: nothing to continue
+        assert not list((tmp_path / "runs").glob("smoke_*")), "no empty run folder left behind"
+    else:
+        assert "interrupted: member 0 stopped before run.stop" in text and "Continue with:" in text, text[-3000:]
