@@ -86,13 +86,12 @@ class CurriculumStats:
         m = self.metrics()
         full = m.get(PREFIX + "full_task_success_rate")
         full_text = "n/a" if full is None else f"{full:.2f}"
-        full_text += f" over {int(m[PREFIX + 'full_task_episodes'])} eval episodes"
+        full_text += f" ({int(m[PREFIX + 'full_task_episodes'])} episodes)"
         if not self.enabled:
             return f"curriculum off; full-task success {full_text}"
         if PREFIX + "level_mean" not in m:
             return f"curriculum: no training envs; full-task success {full_text}"
         return (
             f"curriculum: level mean {m[PREFIX + 'level_mean']:.2f}, max {int(m[PREFIX + 'level_max'])} "
-            f"of {len(self.envs_per_level) - 1}, over {int(self.envs_per_level.sum())} envs; "
-            f"full-task success {full_text}"
+            f"of {len(self.envs_per_level) - 1}; full-task success {full_text}"
         )

@@ -98,8 +98,8 @@ class CurriculumCallbacks(RLlibCallback):
         self.resumed = {key: float(metrics.get(key, math.nan)) for key in RESUMED_KEYS}
         self.resumed["iteration"] = float(algorithm.iteration)
         # WARNING: Ray's worker processes show only warnings and above from loggers outside `ray`.
-        logger.warning("continues from a checkpoint of iteration %d (the donor's after a PBT copy, its own after a "
-                       "resume or a restore); %s", algorithm.iteration, stats.summary())
+        # (whose checkpoint: the [pbt] line of an exploit names the donor; a resume lists each member's)
+        logger.warning("continues from a checkpoint of iteration %d; %s", algorithm.iteration, stats.summary())
 
     def on_train_result(self, *, algorithm: Any, result: dict, **kwargs: Any) -> None:
         stats = collect_stats(algorithm)

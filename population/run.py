@@ -143,10 +143,10 @@ def start_ray(experiment: ExperimentConfig, address: str | None) -> None:
     if run.dashboard:
         url = f"http://{context.dashboard_url}"
         auth = os.environ.get("RAY_AUTH_MODE", "token").lower()
-        hint = ("token authentication is on: when the page asks for a token, paste the output of "
-                "`ray get-auth-token` (set RAY_AUTH_MODE=disabled before starting to turn it off locally)"
-                if auth == "token" else "token authentication is off")
-        print(f"Ray dashboard: {url} ({hint})", flush=True)
+        hint = ("\n  token authentication is on: when the page asks for a token, paste the output of "
+                "`ray get-auth-token`\n  (RAY_AUTH_MODE=disabled before starting turns it off on a machine you "
+                "alone use)" if auth == "token" else " (token authentication is off)")
+        print(f"Ray dashboard: {url}{hint}", flush=True)
 
 
 def check_members_fit(experiment: ExperimentConfig, algorithm_config, members: int) -> None:

@@ -279,7 +279,7 @@ def test_tuner_restore_resumes_the_curriculum_logs_it_and_keeps_training(killed_
     try:
         new_rows = wait_for(rows_after_resume, "two iterations after the resume", process, output)
         resumed_at = int(new_rows[0]["curriculum"]["resumed"]["iteration"])
-        wait_for(lambda: f"continues from a checkpoint of iteration {resumed_at} (" in output.read_text(),
+        wait_for(lambda: f"continues from a checkpoint of iteration {resumed_at};" in output.read_text(),
                  "the resume log line", process, output)
     finally:
         kill_group(process)

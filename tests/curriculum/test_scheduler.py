@@ -214,5 +214,5 @@ def test_summary_line_says_where_the_curriculum_stands(make_scheduler):
     s = started(make_scheduler, eval_fraction=0.25, min_episodes=1)
     play(s, ALL, [True] * 8)
     assert s.stats().summary() == (
-        "curriculum: level mean 1.00, max 1 of 2, over 6 envs; full-task success 1.00 over 2 eval episodes"
+        "curriculum: level mean 1.00, max 1 of 2; full-task success 1.00 (2 episodes)"
     )
