@@ -31,7 +31,7 @@ from mapush_rllib.checkpoints import CheckpointError  # noqa: E402
 from population import result_keys as keys  # noqa: E402
 from population.pbt_config import display_name  # noqa: E402
 from population.result_keys import ran_evaluation, result_value  # noqa: E402 -- methods take a `keys` argument
-from population.resume import POPULATION_FILE  # noqa: E402
+from population.resume import POPULATION_FILE, member_index  # noqa: E402
 
 #: Result keys, in order of preference, for each curve of the report.
 #: The member's evaluation first; runs from before it had one fall back to the rolling (censored) metrics.
@@ -123,10 +123,10 @@ def load_members(run_dir: Path) -> list[Member]:
         rows = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
         if not rows:
             continue
-        named = re.match(r"member_(\d+)_", result_file.parent.name)  # population.run's trial folders
+        member = member_index(result_file.parent)  # population.run's trial folders
         match = re.match(r".+?_(\d{5})_(\d+_.*?)_\d{4}-\d{2}-\d{2}_", result_file.parent.name)  # Tune's own
-        if named:
-            tag = f"{named[1]}_member={named[1]}"  # Tune's experiment tag of grid member k
+        if member is not None:
+            tag = f"{member}_member={member}"  # Tune's experiment tag of grid member k
         else:
             tag = match.group(2) if match else rows[0].get("experiment_tag", "0")
         members.append(Member(rows[0]["trial_id"], tag, result_file.parent, rows))

@@ -41,6 +41,17 @@ class RunFolderError(RuntimeError):
     """A run folder cannot be used as asked; the message says why and what to do."""
 
 
+def member_dirname(trial) -> str:  # noqa: ANN001 -- a Tune Trial
+    """`member_<k>_<trial id>`: TensorBoard's run names and the run folder lead with the member."""
+    return f"member_{trial.config.get('member', 0)}_{trial.trial_id}"
+
+
+def member_index(trial_path: str | Path) -> int | None:
+    """The member of a trial folder that `member_dirname` named."""
+    match = re.match(r"member_(\d+)_", Path(trial_path).name)
+    return int(match.group(1)) if match else None
+
+
 def new_run_dir(storage: Path, name: str) -> Path:
     """Make and return `<storage>/<name>_<date>[_<n>]`; the first free name, taken atomically."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")

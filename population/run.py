@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -41,6 +40,8 @@ from population.resume import (
     RunLock,
     changed_settings,
     find_run,
+    member_dirname,
+    member_index,
     new_run_dir,
     recover,
 )
@@ -172,17 +173,6 @@ def check_members_fit(experiment: ExperimentConfig, algorithm_config, members: i
             )
 
 
-def member_dirname(trial) -> str:  # noqa: ANN001 -- a Tune Trial
-    """`member_<k>_<trial id>`: TensorBoard's run names and the run folder lead with the member."""
-    return f"member_{trial.config.get('member', 0)}_{trial.trial_id}"
-
-
-def member_index(trial_path: str) -> int | None:
-    """The member of a trial folder that `member_dirname` named."""
-    match = re.match(r"member_(\d+)_", Path(trial_path).name)
-    return int(match.group(1)) if match else None
-
-
 def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan):
     """A new Tune experiment at `path`: one trial, or one per member under the PBT scheduler."""
     from ray import tune
@@ -250,8 +240,8 @@ def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, l
             "score": keys.result_value(metrics, keys.SCORE),
         })
     if unfinished and status == 0:
-        print(f"interrupted: member {', '.join(map(str, sorted(unfinished, key=str)))} stopped before run.stop; every "
-              f"checkpoint is kept. Continue with:\n  {resume_command}", file=sys.stderr)
+        print(f"interrupted: member {', '.join(map(str, sorted(unfinished, key=str)))} stopped before run.stop; "
+              + continue_with(resume_command), file=sys.stderr)
         status = EXIT_INTERRUPTED
     return status, rows
 
@@ -293,6 +283,10 @@ def prepare_run_dir(experiment: ExperimentConfig, resume: bool) -> tuple[Path, R
     return path, lock
 
 
+def continue_with(resume_command: str) -> str:
+    return f"every checkpoint is kept. Continue with:\n  {resume_command}"
+
+
 def interrupted_outside_tune(path: Path, resume: bool, resume_command: str) -> int:
     """Ctrl-C before Tune's handler was in place: a new run with no checkpoint yet leaves no folder behind."""
     if not resume and not any(path.glob("*/checkpoint_*")):
@@ -300,7 +294,7 @@ def interrupted_outside_tune(path: Path, resume: bool, resume_command: str) -> i
         print("interrupted before the first checkpoint: nothing to continue; the run folder is removed",
               file=sys.stderr)
     else:
-        print(f"interrupted; every checkpoint is kept. Continue with:\n  {resume_command}", file=sys.stderr)
+        print("interrupted; " + continue_with(resume_command), file=sys.stderr)
     return EXIT_INTERRUPTED
 
 

@@ -77,15 +77,14 @@ class PopulationTable(ProgressReporter):
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
         explained = (f"success, balance, freeload: latest held-out evaluation (full task, each episode to its end); "
-                  f"level: mean curriculum level (top {self.top_level})"
-                  + ("; drift: mutated values vs the member's start" if self.start is not None else ""))
+                     f"level: mean curriculum level (top {self.top_level})"
+                     + ("; drift: mutated values vs the member's start" if self.start is not None else ""))
         return "\n".join([*(line[:WIDTH] for line in lines), *(textwrap.wrap(explained, WIDTH) if legend else [])])
 
     def report(self, trials: list, done: bool, *sys_info: str) -> None:
         self.last_print = time.monotonic()
         print(self.render(trials, legend=not self.legend_shown), flush=True)  # the legend once per run
         self.legend_shown = True
-
 
 
 class CheckpointLines(Callback):
