@@ -6,7 +6,7 @@
 # arms.txt: one arm per line, `<name> [KEY=VALUE ...]` (the --set settings of that arm; `#` starts a comment).
 # Files under $OUT: summary.txt (each arm's evaluation in one line) and headline.tar.gz: <name>.log (console),
 # <name>.eval.json (the evaluation) and each run folder with its final checkpoint only.
-set -u -f   # -f: no globbing of the settings (curriculum.levels=[{...}] is a glob pattern)
+set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-/tmp/headline}
 EVAL_SEED=${EVAL_SEED:-1000003}
@@ -15,6 +15,7 @@ export PYTHONUNBUFFERED=1 RAY_AUTH_MODE=disabled
 printf 'task: {}\n' > /tmp/full_task.yaml   # the full MAPush task (4 kg box), whatever the arm trained on
 
 names=()
+set -f   # no globbing of the settings while reading them (curriculum.levels=[{...}] is a glob pattern)
 while read -r name settings; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   names+=("$name")
@@ -24,6 +25,7 @@ while read -r name settings; do
   { timeout "${LIMIT_S:-480}" python3 -m population.run configs/gpu.yaml --storage "/tmp/runs/$name" "${sets[@]}" \
       > "$OUT/$name.log" 2>&1; echo "$name: population.run exit $? (124: stopped by LIMIT_S)" >> "$OUT/summary.txt"; } &
 done < "$1"
+set +f
 wait
 for name in "${names[@]}"; do
   python3 -m mapush_rllib.evaluate --policy "/tmp/runs/$name" --config /tmp/full_task.yaml --num-envs 300 \
