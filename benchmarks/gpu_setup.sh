@@ -3,7 +3,7 @@
 #
 # The lent GPU machines (Python 3.12, torch with CUDA, no internet) lack MuJoCo, MuJoCo Warp, Warp, pydantic and
 # Ray, and one transfer carries at most 64 MiB, while warp-lang alone is 142 MiB. So the wheels travel as one tar
-# split into parts of at most 62,000,000 bytes, one part per `run` call, kept outside the checkout on the machine
+# split into parts of at most 52,000,000 bytes, one part per `run` call, kept outside the checkout on the machine
 # until the last part arrives (the machine stays warm ~30 s after a call: make the calls back to back).
 #
 # Here (a machine with pip and the package index), once:
