@@ -27,7 +27,9 @@ Per table row, outcomes are counted in the order the episodes *started*: each ep
 and its outcome is stored under that ticket at its end; a row's statistics are the last `stats_window_episodes`
 tickets before the oldest episode of that row still running. Counting outcomes as they end would favour quick
 successes -- failures run to the time limit -- and promote on censored data. An episode cut short (its env reset
-or rebuilt before it ended) is dropped, with the episodes of its row that started after it.
+or rebuilt before it ended) is dropped, with the episodes of its row that started after it. The pooled rule also
+reads bounds on the window from the oldest running episode on (`row_bounds`: running episodes as unknown), so a
+level's quick successes can decide before its slowest failures end.
 
 State (all in `state_dict()`, restored bit-exactly): per env the level, the level being played, the outcome
 window and count, the number of draws taken and the ticket of its running episode; per table row the tickets
@@ -297,10 +299,12 @@ class CurriculumScheduler:
     def _move_frontier(self) -> None:
         L, cfg = self.num_levels, self.config
         successes, episodes = self.row_outcomes()
+        sure_successes, sure_failures, window = (t[:L] for t in self.row_bounds())
         new = next_frontier(
             self.frontier, successes[:L], episodes[:L],
             level_episodes=cfg.level_episodes, promote_success_rate=cfg.promote_success_rate,
             demote_success_rate=cfg.demote_success_rate,
+            bounds=(sure_successes, sure_failures, window),
         )
         self.promotions += (new - self.frontier).clamp(min=0)
         self.demotions += (self.frontier - new).clamp(min=0)
@@ -316,17 +320,41 @@ class CurriculumScheduler:
     def row_outcomes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(successes, episodes), (R,) each: per table row, over its last S tickets before the oldest episode of
         that row still running (every episode started before it has ended; cut-short ones hold no outcome)."""
-        S, C = self.config.stats_window_episodes, self.outcomes.shape[1] - 1
-        R = self.num_levels + 1
+        S = self.config.stats_window_episodes
+        tickets = self._first_unsettled_ticket()[:, None] - S + torch.arange(S, device=self.device)  # (R, S)
+        ended, success = self._ended(tickets)
+        return success.sum(dim=1), ended.sum(dim=1)
+
+    def row_bounds(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(successes, failures, episodes), (R,) each: per table row, over the S tickets from its oldest running
+        episode on. `episodes` counts the ended ones and the running ones, whose outcome is not known yet, so
+        successes / episodes is a lower bound of that window's success rate and 1 - failures / episodes an upper
+        one. A row's quick outcomes (at MAPush, its successes) bound it long before its slow ones end."""
+        S = self.config.stats_window_episodes
+        start = self._first_unsettled_ticket()  # (R,)
+        tickets = start[:, None] + torch.arange(S, device=self.device)  # (R, S)
+        ended, success = self._ended(torch.where(tickets < self.tickets_issued[:, None], tickets, -1))
+        ticket = self.episode_ticket
+        in_window = (ticket >= start[self.episode_levels]) & (ticket < start[self.episode_levels] + S)
+        running = torch.zeros_like(self.tickets_issued).scatter_add_(0, self.episode_levels, in_window.long())
+        return success.sum(dim=1), (ended & ~success).sum(dim=1), ended.sum(dim=1) + running
+
+    def _first_unsettled_ticket(self) -> torch.Tensor:
+        """(R,) per table row, the ticket of its oldest running episode (or the next ticket when none runs):
+        every episode of the row started before it has ended or was dropped."""
         never = torch.iinfo(torch.long).max
         running = torch.where(self.episode_ticket >= 0, self.episode_ticket, never)  # (E,) tickets of running ones
-        oldest_running = torch.full((R,), never, dtype=torch.long, device=self.device)
+        oldest_running = torch.full((self.num_levels + 1,), never, dtype=torch.long, device=self.device)
         oldest_running.scatter_reduce_(0, self.episode_levels, running, reduce="amin")
-        end = torch.minimum(oldest_running, self.tickets_issued)  # (R,) first ticket not known to be final
-        tickets = end[:, None] - S + torch.arange(S, device=self.device)  # (R, S)
+        return torch.minimum(oldest_running, self.tickets_issued)
+
+    def _ended(self, tickets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ended, success) bool masks, (R, S): which of these tickets of each row hold an outcome (negative
+        tickets: none), and which of those succeeded."""
+        C = self.outcomes.shape[1] - 1
         slots = tickets.remainder(C)
-        known = (tickets >= 0) & (self.outcome_tickets.gather(1, slots) == tickets)
-        return (known & self.outcomes.gather(1, slots)).sum(dim=1), known.sum(dim=1)
+        ended = (tickets >= 0) & (self.outcome_tickets.gather(1, slots) == tickets)
+        return ended, ended & self.outcomes.gather(1, slots)
 
     def _start_tickets(self, ids: torch.Tensor, rows: torch.Tensor, counted: torch.Tensor) -> None:
         """Give the episodes starting in `ids` at table `rows` their tickets, (n,) each; uncounted ones get none.

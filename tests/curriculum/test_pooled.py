@@ -89,3 +89,35 @@ def test_level_statistics_are_not_biased_by_which_episodes_end_first(make_schedu
             assert abs(successes / episodes - 0.5) <= 3 * (0.25 / episodes) ** 0.5, (step, successes, episodes)
     assert readings >= 30
     assert int(scheduler.frontier) == 0 and int(scheduler.promotions) == 0, "no promotion on censored data"
+
+
+def test_a_level_is_passed_on_sure_successes_and_left_on_sure_failures() -> None:
+    """The window ahead holds running episodes: counted as failures for a promotion, as successes for a demotion."""
+    def with_bounds(now: int, ahead: tuple[list[int], list[int], list[int]]) -> int:
+        none = torch.zeros(3, dtype=torch.long)
+        bounds = tuple(torch.tensor(x) for x in ahead)
+        return int(next_frontier(torch.tensor(now), none, none, bounds=bounds, **RULE))
+
+    assert with_bounds(0, ([3, 0, 0], [0, 0, 0], [4, 0, 0])) == 1  # 3 of 4 sure: >= 0.75 whatever the 4th does
+    assert with_bounds(0, ([2, 0, 0], [0, 0, 0], [4, 0, 0])) == 0  # 2 sure, 2 running: could still be 0.5
+    assert with_bounds(1, ([4, 0, 0], [0, 3, 0], [4, 4, 0])) == 0  # 3 of 4 surely failed: <= 0.25 at best
+    assert with_bounds(1, ([4, 0, 0], [0, 2, 0], [4, 4, 0])) == 1  # 2 running could still succeed
+
+
+def test_quick_successes_promote_before_the_slow_failures_end(make_scheduler) -> None:
+    """Four envs in five succeed in one step, the fifth fails only at a 1,000-step limit. The level's settled
+    window stays empty until that first failure ends, but the window ahead, its running episodes counted as
+    failures, shows >= 0.75 sure successes within a step: the frontier climbs without waiting a time-out. At
+    three in five (a true 0.6) it does not."""
+    for succeeding, expected in ((lambda i: i % 5 != 0, 2), (lambda i: i % 5 > 1, 0)):
+        scheduler = make_scheduler(num_envs=64, rule="pooled", level_episodes=16, stats_window_episodes=32,
+                                   probe_share=0.0, promote_success_rate=0.75, demote_success_rate=0.05,
+                                   num_levels=3)
+        ids = torch.arange(64)
+        quick = succeeding(ids)
+        scheduler.task_params(ids)
+        for _ in range(10):
+            scheduler.episode_end(ids[quick], torch.ones(int(quick.sum()), dtype=torch.bool))
+            scheduler.task_params(ids[quick])
+        assert int(scheduler.row_outcomes()[1][0]) == 0, "the settled window waits for the first failure"
+        assert int(scheduler.frontier) == expected and int(scheduler.demotions) == 0
