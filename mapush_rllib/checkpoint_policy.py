@@ -26,12 +26,14 @@ ALGORITHM_STATE = "algorithm_state.pkl"  # marks an Algorithm checkpoint (compon
 MODULES_DIR = Path("learner_group") / "learner" / "rl_module"
 
 
-def find_checkpoint(path: str | Path) -> Path:
+def find_checkpoint(path: str | Path, what: str | None = "--policy") -> Path:
     """The Algorithm checkpoint at `path`, or under it (a trial or run directory) the complete checkpoint of the
-    highest training iteration: a folder whose writing was cut short, or whose files are damaged, is passed over."""
+    highest training iteration: a folder whose writing was cut short, or whose files are damaged, is passed over.
+    `what` names the setting in error messages (None: the caller does)."""
     root = Path(path).expanduser().absolute()  # RLlib reads a relative path as a URI without a scheme
+    prefix = f"{what}: " if what else ""
     if not root.exists():
-        raise CheckpointError(f"--policy: {str(path)!r} does not exist")
+        raise CheckpointError(f"{prefix}{str(path)!r} does not exist")
     if (root / ALGORITHM_STATE).is_file():
         if (root / MANIFEST).exists():
             verify(root)  # raises naming the missing or damaged file
@@ -47,7 +49,7 @@ def find_checkpoint(path: str | Path) -> Path:
         print(f"passed over {reason}", file=sys.stderr)
     if not complete:
         raise CheckpointError(
-            f"--policy: no complete checkpoint in {str(path)!r} (looked for checkpoint_* folders with {MANIFEST}"
+            f"{prefix}no complete checkpoint in {str(path)!r} (looked for checkpoint_* folders with {MANIFEST}"
             + (f"; passed over {len(passed_over)} incomplete or damaged" if passed_over else "") + ")"
         )
     return max(complete, key=lambda c: (c.training_iteration, checkpoint_index(c.path))).path
@@ -120,3 +122,40 @@ def load_checkpoint_policy(path: str, device: str = "cpu") -> tuple[CheckpointPo
         "run_sections": env_sections(config["env_config"])[1:],
     }
     return CheckpointPolicy(modules, agent_modules, device), info
+
+
+def checkpoint_module_states(path: str | Path, module_ids: list[str], what: str) -> dict[str, dict]:
+    """{module id: RLModule state} of these modules from the checkpoint at or under `path` (`find_checkpoint`),
+    loaded without Ray running; raises CheckpointError naming `what` when a module is missing or unreadable."""
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
+
+    checkpoint = find_checkpoint(path, what)
+    try:
+        multi_module = MultiRLModule.from_checkpoint(checkpoint / MODULES_DIR)
+    except Exception as error:
+        raise CheckpointError(f"{what}: cannot load the policies of {str(checkpoint)!r}: {error}") from error
+    missing = sorted(set(module_ids) - set(multi_module.keys()))
+    if missing:
+        raise CheckpointError(f"{what}: {str(checkpoint)!r} has no module(s) {missing} (it has "
+                              f"{sorted(multi_module.keys())}); start from a run with the same policies")
+    return {module_id: multi_module[module_id].get_state() for module_id in module_ids}
+
+
+class StartFromCheckpoint:
+    """`on_algorithm_init` callback: the member's policies start from a trained checkpoint's weights (value
+    functions included; not its optimizer or curriculum state), e.g. a team trained where one robot cannot push
+    alone, then trained on the full task. A resumed or PBT-restored member then loads its own checkpoint over
+    them, as Tune restores after the algorithm is built."""
+
+    def __init__(self, checkpoint: str, what: str = "run.initial_policy") -> None:
+        self.checkpoint, self.what = checkpoint, what
+
+    def __call__(self, *, algorithm: Any, **kwargs: Any) -> None:
+        states = checkpoint_module_states(self.checkpoint, list(algorithm.config.policies), self.what)
+        try:
+            algorithm.learner_group.set_weights(states)
+        except Exception as error:  # other layer sizes or observation size
+            raise CheckpointError(f"{self.what}: the policies of {self.checkpoint!r} do not fit this run's "
+                                  f"model (training.model and the observations must match): {error}") from error
+        algorithm.env_runner_group.sync_weights(from_worker_or_learner_group=algorithm.learner_group,
+                                                inference_only=True)

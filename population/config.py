@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from curriculum import CurriculumConfig, CurriculumConfigError, build_level_table
 from mapush_rllib.evaluation import EvaluationConfig
@@ -76,6 +76,26 @@ class RunConfig(StrictModel):
         3, ge=0, description="times a crashed member is restored from its last checkpoint before the run gives up"
     )
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    initial_policy: str | None = Field(
+        None,
+        description=(
+            "start every member's policies from this checkpoint's weights (a checkpoint folder, or a trial or run "
+            "folder: its newest complete checkpoint), not its optimizer or curriculum; null: random weights"
+        ),
+    )
+
+    @field_validator("initial_policy")
+    @classmethod
+    def _checkpoint_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            from mapush_rllib.checkpoint_policy import find_checkpoint
+            from mapush_rllib.checkpoints import CheckpointError
+
+            try:
+                find_checkpoint(value, what=None)
+            except CheckpointError as error:
+                raise ValueError(str(error)) from None
+        return value
 
 
 class ExperimentConfig(StrictModel):

@@ -72,8 +72,26 @@ def build_algorithm_config(experiment: ExperimentConfig):
         config.resources(num_cpus_for_main_process=resources.cpus)
         .learners(num_cpus_per_learner=resources.cpus, num_gpus_per_learner=resources.gpus)
         .env_runners(num_cpus_per_env_runner=resources.cpus_per_env_runner)
-        .callbacks(on_train_result=[evaluation, ScoreFunction(score, top_level=top_curriculum_level(experiment))])
+        .callbacks(on_train_result=[evaluation, ScoreFunction(score, top_level=top_curriculum_level(experiment))],
+                   on_algorithm_init=initial_policy(experiment, list(config.policies)))
     )
+
+
+def initial_policy(experiment: ExperimentConfig, module_ids: list[str]):
+    """The callback that loads `run.initial_policy`'s weights into each new member (None when unset), checked
+    here, before Ray starts: the checkpoint is complete and has every policy of this run."""
+    if experiment.run.initial_policy is None:
+        return None
+    from mapush_rllib.checkpoint_policy import StartFromCheckpoint, checkpoint_module_states, find_checkpoint
+    from mapush_rllib.checkpoints import CheckpointError
+
+    what = "run.initial_policy"
+    try:
+        checkpoint = find_checkpoint(experiment.run.initial_policy, what)
+        checkpoint_module_states(checkpoint, module_ids, what)
+    except CheckpointError as error:
+        raise ExperimentConfigError(str(error)) from error
+    return StartFromCheckpoint(str(checkpoint), what)
 
 
 def top_curriculum_level(experiment: ExperimentConfig) -> int:

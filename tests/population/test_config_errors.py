@@ -57,6 +57,7 @@ CASES = [
     ("pbt: {entropy_coeff_range: [0.001, .inf]}", "pbt.entropy_coeff_range.1", "finite number"),
     ("pbt: {reward_scale_range: .inf}", "pbt.reward_scale_range", "finite number"),  # was "math domain error"
     ("simulator: {num_envs: 100000000000}", "simulator.num_envs", "less than or equal to 1048576"),  # 800 GB
+    ("run: {initial_policy: /nonexistent/run}", "run.initial_policy", "does not exist"),  # a missing checkpoint
 ]
 
 

@@ -157,6 +157,33 @@ def test_shared_central_critic_policy_trains_and_acts_on_8d_observations(algo, t
     assert actions.shape == (3, 2, 3)
 
 
+def test_a_new_algorithm_starts_from_a_checkpoints_policies(algo, tmp_path) -> None:
+    """`run.initial_policy`: before its first iteration a new algorithm's learner and its remote runner hold the
+    trained checkpoint's weights, actor and critic; without the callback the same config starts elsewhere."""
+    from mapush_rllib.checkpoint_policy import StartFromCheckpoint
+
+    algo.train()
+    path = algo.save_to_path(tmp_path / "trained")
+    trained = {mid: {k: v.clone() for k, v in algo.learner_group._learner.module[mid].state_dict().items()}
+               for mid in ("policy_0", "policy_1")}
+
+    def runner_actor(algorithm) -> torch.Tensor:
+        (weight,) = algorithm.env_runner_group.foreach_env_runner(
+            lambda runner: runner.module["policy_1"].actor[0].weight.detach().clone(), local_env_runner=False)
+        return weight
+
+    for start_from in (StartFromCheckpoint(str(path)), None):
+        started = algo.config.copy(copy_frozen=False).callbacks(on_algorithm_init=start_from).build_algo()
+        try:
+            modules = started.learner_group._learner.module
+            same = [torch.equal(value, modules[mid].state_dict()[key])
+                    for mid, state in trained.items() for key, value in state.items()]
+            runner_same = torch.equal(runner_actor(started), trained["policy_1"]["actor.0.weight"])
+        finally:
+            started.stop()
+        assert (all(same) and runner_same) if start_from else not (any(same) or runner_same)
+
+
 @pytest.mark.parametrize("tampered", ["learner entropy", "env reward scale"])
 def test_restore_fails_loudly_when_a_live_value_was_silently_reverted(tampered, tmp_path) -> None:
     """The post-restore invariant check (ray#62173 / ray#54755 class of bugs): a value the learner or an env
