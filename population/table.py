@@ -93,4 +93,6 @@ class CheckpointLines(Callback):
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:  # noqa: ANN001 -- Tune's hook
         folder = "/".join(checkpoint.path.rstrip("/").split("/")[-2:])
         done = trial.last_result.get("training_iteration")
-        print(f"[checkpoint] member {trial.config.get('member')}, iteration {done}: {folder}", flush=True)
+        member = trial.config.get("member")
+        member = 0 if member is None else member  # a single run: its one member, as the table numbers it
+        print(f"[checkpoint] member {member}, iteration {done}: {folder}", flush=True)
