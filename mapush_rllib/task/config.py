@@ -24,7 +24,7 @@ def agent_index(agent_id: str) -> int:
     return AGENT_IDS.index(agent_id)
 
 
-#: Names of the seven MAPush reward terms, in the order of the spec's table (spec §3).
+#: Names of the reward terms: the seven of MAPush, in the order of the spec's table (spec §3), then our own.
 REWARD_TERMS = (
     "reach_target",
     "exception",
@@ -33,6 +33,7 @@ REWARD_TERMS = (
     "collision",
     "push",
     "ocb",
+    "own_push",
 )
 
 
@@ -90,6 +91,9 @@ class RewardScales(StrictModel):
     collision: float = -0.0025
     push: float = 0.0015
     ocb: float = 0.004
+    own_push: float = Field(
+        0.0, description="not MAPush's (0 keeps its reward): each agent's own push on the box toward the target"
+    )
 
 
 class RewardConfig(StrictModel):

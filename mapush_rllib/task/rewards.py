@@ -1,4 +1,5 @@
-"""The seven MAPush reward terms (`go1_push_mid_wrapper.py:307-389`, spec §3), computed from simulator state.
+"""The seven MAPush reward terms (`go1_push_mid_wrapper.py:307-389`, spec §3), computed from simulator state,
+and one of ours, `own_push` (scale 0 by default, so the reward is MAPush's unless it is turned on).
 
 Each term is a small pure function of `RewardInputs` returning its *unscaled* value, either shared by
 the team, shape (E,), or per agent, shape (E, A). The reward of agent i is sum_k scale[i, k] * term_k,
@@ -23,6 +24,9 @@ from mapush_rllib.task.config import AGENT_IDS, REWARD_TERMS, RewardConfig, agen
 from mapush_rllib.task.observations import box_polygon_closest_edge_normal, rotate, wrap_to_pi
 
 PUSH_SPEED_THRESHOLD = 0.1  # m/s of box speed that counts as pushing (spec §3, term 6)
+# An agent's contact force that earns the whole own_push term: half the ~13 N that slides MAPush's 4 kg box
+# (4 kg x g x 0.325 friction), so two robots sharing the push earn twice what one pushing alone earns.
+OWN_PUSH_FULL_FORCE_N = 6.0
 
 
 @dataclass
@@ -39,6 +43,7 @@ class RewardInputs:
     prev_distance: torch.Tensor  # (E,) box-target distance one step earlier
     success: torch.Tensor  # (E,) bool
     exception: torch.Tensor  # (E,) bool
+    agent_box_force: torch.Tensor | None = None  # (E, A) contact force magnitude of each agent on the box [N]
     expanded_ocb: bool = False
 
 
@@ -93,6 +98,19 @@ def ocb(x: RewardInputs) -> torch.Tensor:
     return (normal * u[:, None, :]).sum(dim=-1)
 
 
+def own_push(x: RewardInputs) -> torch.Tensor:
+    """min(F_i / 6 N, 1) while the box moves toward the target faster than 0.1 m/s (per agent).
+
+    Not a MAPush term. MAPush's push and progress terms are shared, so a robot that idles while its partner
+    pushes a box light enough for one earns them too: the freeloading optimum of separate policies. This term
+    pays each robot for its own contact force, capped low, so that two robots pushing earn more than one pushing hard.
+    """
+    to_target = x.target_xy - x.box_pos[:, :2]
+    toward = (x.box_lin_vel[:, :2] * to_target).sum(dim=-1) / to_target.norm(dim=-1).clamp(min=1e-6)
+    force = x.agent_box_force if x.agent_box_force is not None else torch.zeros_like(x.agent_pos[..., 0])
+    return (force / OWN_PUSH_FULL_FORCE_N).clamp(max=1.0) * (toward > PUSH_SPEED_THRESHOLD).float()[:, None]
+
+
 @dataclass(frozen=True)
 class RewardTerm:
     name: str
@@ -101,7 +119,7 @@ class RewardTerm:
     contribution_weighted: bool  # split by contact share in "contribution" mode
 
 
-#: The term table, in `REWARD_TERMS` order. Attribution as in MAPush (spec §3).
+#: The term table, in `REWARD_TERMS` order. Attribution as in MAPush (spec §3); own_push is ours.
 TERMS = (
     RewardTerm("reach_target", reach_target, "shared", contribution_weighted=True),
     RewardTerm("exception", exception, "shared", contribution_weighted=False),
@@ -110,6 +128,7 @@ TERMS = (
     RewardTerm("collision", collision, "per_agent", contribution_weighted=False),
     RewardTerm("push", push, "shared", contribution_weighted=True),
     RewardTerm("ocb", ocb, "per_agent", contribution_weighted=False),
+    RewardTerm("own_push", own_push, "per_agent", contribution_weighted=False),
 )
 assert tuple(t.name for t in TERMS) == REWARD_TERMS
 

@@ -186,7 +186,7 @@ class MAPushVecEnv:
         inputs = RewardInputs(
             box_pos=s["box_pos"], box_yaw=box_yaw, box_lin_vel=s["box_lin_vel"], box_half_size=half,
             target_xy=self.target_xy, agent_pos=s["agent_pos"], distance=distance,
-            prev_distance=self.prev_distance, success=success, exception=exception,
+            prev_distance=self.prev_distance, success=success, exception=exception, agent_box_force=force,
             expanded_ocb=self.reward_fn.config.expanded_ocb,
         )
         rewards, terms = self.reward_fn(inputs, _shares(force), _shares(self.ep_impulse))

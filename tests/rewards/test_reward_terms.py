@@ -118,3 +118,17 @@ def test_contribution_mode_splits_team_progress_by_contact_share():
     assert b[0, :, k["reach_target"]].tolist() == pytest.approx([15.0, 5.0])
     for name in ("exception", "approach_to_box", "collision", "ocb"):
         torch.testing.assert_close(b[0, :, k[name]], a[0, :, k[name]])
+
+
+def test_own_push_pays_each_agent_for_its_own_force_while_the_box_moves_to_the_target():
+    def own_push(forces, box_vel):
+        x = inputs([(-1, 0), (-1, 0.5)], box_vel=box_vel)
+        x.agent_box_force = torch.tensor([forces])
+        return term("own_push")(x)[0].tolist()
+
+    assert own_push([3.0, 0.0], (0.3, 0.0)) == pytest.approx([0.5, 0.0])  # the idle robot earns nothing
+    assert own_push([40.0, 20.0], (0.3, 0.0)) == pytest.approx([1.0, 1.0])  # capped at 6 N
+    assert sum(own_push([6.5, 6.5], (0.3, 0.0))) == pytest.approx(2 * sum(own_push([13.0, 0.0], (0.3, 0.0))))
+    assert own_push([40.0, 20.0], (-0.3, 0.0)) == [0.0, 0.0]  # the box moves away from the target
+    assert own_push([40.0, 20.0], (0.0, 0.3)) == [0.0, 0.0]  # sideways
+    assert RewardConfig().scales.own_push == 0.0, "off by default: the reward stays MAPush's"
