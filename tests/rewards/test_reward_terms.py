@@ -132,3 +132,24 @@ def test_own_push_pays_each_agent_for_its_own_force_while_the_box_moves_to_the_t
     assert own_push([40.0, 20.0], (-0.3, 0.0)) == [0.0, 0.0]  # the box moves away from the target
     assert own_push([40.0, 20.0], (0.0, 0.3)) == [0.0, 0.0]  # sideways
     assert RewardConfig().scales.own_push == 0.0, "off by default: the reward stays MAPush's"
+
+
+@pytest.mark.parametrize("walk_away", [(), (1,)])
+def test_own_push_on_the_simulator_pays_the_robots_that_push(walk_away):
+    """Real MuJoCo contacts: with both scripted robots pushing both earn own_push; a robot that walks away none."""
+    from mapush_rllib.sim.config import SimConfig
+    from mapush_rllib.task.scripted import ScriptedPushPolicy
+    from mapush_rllib.task.vec_env import MAPushVecEnv
+
+    rewards = RewardConfig.model_validate({"scales": {"own_push": 1.0}})  # terms come scaled
+    env = MAPushVecEnv(SimConfig(num_envs=8, num_threads=1), rewards=rewards, seed=0)
+    policy = ScriptedPushPolicy(walk_away=walk_away)
+    env.reset(seed=0)
+    earned = torch.zeros(env.num_envs, 2)
+    with torch.no_grad():
+        for _ in range(400):
+            earned += env.step(policy(env.obs, env.episode_box_size)).reward_terms[..., REWARD_TERMS.index("own_push")]
+    pushers = [i for i in range(2) if i not in walk_away]
+    assert (earned[:, pushers].sum(dim=0) > 10).all(), earned  # tens of steps at full force, in 8 envs
+    for idle in walk_away:
+        assert earned[:, idle].sum() < 0.05 * earned[:, pushers].sum(), earned
