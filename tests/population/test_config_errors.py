@@ -102,3 +102,18 @@ def test_storage_that_is_a_file_is_one_clear_message_before_ray(tmp_path: Path, 
     err = capsys.readouterr().err
     assert "run.storage" in err and "is a file" in err and "Traceback" not in err
     assert storage.read_text() == "not a folder"
+
+
+def test_pbt_mutates_own_push_per_agent_only_when_it_is_switched_on():
+    from population.config import load_experiment
+    from population.pbt_config import member_experiment, resolved_mutations
+
+    def own_push_mutations(*overrides):
+        pbt_yaml = Path(__file__).parents[2] / "configs" / "pbt.yaml"
+        experiment = member_experiment(load_experiment(pbt_yaml, overrides=overrides))
+        return {m.path: (m.low, m.high) for m in resolved_mutations(experiment) if m.path.endswith(".own_push")}
+
+    assert own_push_mutations() == {}, "scale 0: the term stays off, MAPush's reward"
+    assert own_push_mutations("rewards.scales.own_push=0.02") == {
+        f"rewards.per_agent_scales.agent_{i}.own_push": pytest.approx((0.005, 0.08)) for i in range(2)
+    }
