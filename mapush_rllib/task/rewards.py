@@ -43,8 +43,14 @@ class RewardInputs:
     prev_distance: torch.Tensor  # (E,) box-target distance one step earlier
     success: torch.Tensor  # (E,) bool
     exception: torch.Tensor  # (E,) bool
-    agent_box_force: torch.Tensor | None = None  # (E, A) contact force magnitude of each agent on the box [N]
+    agent_box_force: torch.Tensor  # (E, A) contact force magnitude of each agent on the box [N]
     expanded_ocb: bool = False
+
+
+def box_to_target_direction(x: RewardInputs) -> torch.Tensor:
+    """(E, 2) unit vector from the box centre to the target."""
+    to_target = x.target_xy - x.box_pos[:, :2]
+    return to_target / to_target.norm(dim=-1, keepdim=True).clamp(min=1e-6)
 
 
 def reach_target(x: RewardInputs) -> torch.Tensor:
@@ -88,11 +94,11 @@ def ocb(x: RewardInputs) -> torch.Tensor:
     +1 when the agent sits on the face opposite the target (behind the box), -1 on the near face (per agent).
     The expanded variant rotates u_bt by -wrap(psi_target - psi_box)/2 with psi_target = 0 (spec §3).
     """
-    to_target = x.target_xy - x.box_pos[:, :2]
     if x.expanded_ocb:
+        to_target = x.target_xy - x.box_pos[:, :2]
         u = rotate(to_target / (to_target + 0.01).norm(dim=-1, keepdim=True), -wrap_to_pi(-x.box_yaw) / 2)
     else:
-        u = to_target / to_target.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        u = box_to_target_direction(x)
     in_box = rotate(x.agent_pos[..., :2] - x.box_pos[:, None, :2], -x.box_yaw[:, None])
     normal = rotate(box_polygon_closest_edge_normal(in_box, x.box_half_size), x.box_yaw[:, None])
     return (normal * u[:, None, :]).sum(dim=-1)
@@ -105,10 +111,8 @@ def own_push(x: RewardInputs) -> torch.Tensor:
     pushes a box light enough for one earns them too: the freeloading optimum of separate policies. This term
     pays each robot for its own contact force, capped low, so that two robots pushing earn more than one pushing hard.
     """
-    to_target = x.target_xy - x.box_pos[:, :2]
-    toward = (x.box_lin_vel[:, :2] * to_target).sum(dim=-1) / to_target.norm(dim=-1).clamp(min=1e-6)
-    force = x.agent_box_force if x.agent_box_force is not None else torch.zeros_like(x.agent_pos[..., 0])
-    return (force / OWN_PUSH_FULL_FORCE_N).clamp(max=1.0) * (toward > PUSH_SPEED_THRESHOLD).float()[:, None]
+    toward = (x.box_lin_vel[:, :2] * box_to_target_direction(x)).sum(dim=-1)  # box speed toward the target
+    return (x.agent_box_force / OWN_PUSH_FULL_FORCE_N).clamp(max=1.0) * (toward > PUSH_SPEED_THRESHOLD).float()[:, None]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ def inputs(agent_xy, box_xy=(0.0, 0.0), box_yaw=0.0, target=(3.0, 0.0), box_vel=
         box_lin_vel=torch.tensor([[*box_vel, 0.0]]), box_half_size=torch.tensor([0.6]),
         target_xy=torch.tensor([target]), agent_pos=agent_pos, distance=torch.tensor([now]),
         prev_distance=torch.tensor([prev]), success=torch.tensor([success]), exception=torch.tensor([exception]),
-        expanded_ocb=expanded,
+        agent_box_force=torch.zeros(1, len(agent_xy)), expanded_ocb=expanded,
     )
 
 
