@@ -1,7 +1,7 @@
 """Issue 17's arms in one table: each arm's own evaluations during training and its final calculator evaluation.
 
-Reads the folders that `benchmarks/headline_arms.sh` packs (`<arm>/` run folders and `<arm>.eval.json`), one or
-more rounds, and prints a markdown table; `--csv` also writes every evaluation row (arm, iteration, env steps,
+Reads the folders that `benchmarks/headline_arms.sh` packs (`<arm>/` run folders and `<arm>.eval.json`, or one
+`<arm>.member_<k>.eval.json` per member of a population), one or more rounds, and prints a markdown table; `--csv` also writes every evaluation row (arm, iteration, env steps,
 wall time, success, freeloading index, contribution balance), the curves behind the table.
 
     python benchmarks/headline_summary.py round1/ round2/ --csv curves.csv
@@ -19,11 +19,11 @@ from population.result_keys import ENV_STEPS, EVAL, ran_evaluation, result_value
 TEAM_KEYS = ("success_rate", "freeloading_index", "contribution_balance")
 
 
-def evaluation_rows(arm_dir: Path) -> list[dict]:
-    """The arm's own evaluations, read from its member's result.json (one row per evaluated iteration; none when
-    the run folder is not there, as in the committed results, which keep only the final evaluations)."""
+def evaluation_rows(arm_dir: Path, member: str = "*") -> list[dict]:
+    """A member's own evaluations, read from its result.json (one row per evaluated iteration; none when the run
+    folder is not there, as in the committed results, which keep only the final evaluations)."""
     rows = []
-    for line in "".join(path.read_text() for path in arm_dir.glob("*/member_*/result.json")).splitlines():
+    for line in "".join(path.read_text() for path in arm_dir.glob(f"*/member_{member}_*/result.json")).splitlines():
         result = json.loads(line)
         if ran_evaluation(result):
             evaluation = result[EVAL]
@@ -47,7 +47,8 @@ def main() -> None:
     for folder in args.rounds:
         for final in sorted(folder.glob("*.eval.json")):
             arm = final.name.removesuffix(".eval.json")
-            rows = evaluation_rows(folder / arm)
+            run, _, member = arm.partition(".member_")  # a population's member k: <run>.member_<k>
+            rows = evaluation_rows(folder / run, member or "*")
             curves += [{"arm": arm, **row} for row in rows]
             evaluation = json.loads(final.read_text())
             own = ", ".join(f"{row['success_rate']:.2f} ({row['env_steps'] / 1e6:.1f} M)" for row in rows)
