@@ -1,8 +1,9 @@
 """Issue 17's arms in one table: each arm's own evaluations during training and its final calculator evaluation.
 
 Reads the folders that `benchmarks/headline_arms.sh` packs (`<arm>/` run folders and `<arm>.eval.json`, or one
-`<arm>.member_<k>.eval.json` per member of a population), one or more rounds, and prints a markdown table; `--csv` also writes every evaluation row (arm, iteration, env steps,
-wall time, success, freeloading index, contribution balance), the curves behind the table.
+`<arm>.member_<k>.eval.json` per member of a population), one or more rounds, and prints a markdown table;
+`--csv` also writes every evaluation row (arm, iteration, env steps, wall time, success, freeloading index,
+contribution balance), the curves behind the table.
 
     python benchmarks/headline_summary.py round1/ round2/ --csv curves.csv
 """

@@ -199,40 +199,46 @@ def wants_component(algorithm: Any, name: str, components: Any, not_components: 
 # ------------------------------------------------------------------------------------------------------ Tune
 
 
-class ExploitsInFlight:
-    """Trial ids of members that copy a donor and wait to continue (shared by the scheduler and the search)."""
+class PausedToContinue:
+    """Trial ids of members paused only to continue shortly: one that copies a donor, or one that waits for the
+    others at a synchronous decision (shared by the scheduler and the search)."""
 
     def __init__(self) -> None:
         self.trial_ids: set[str] = set()
 
 
-class SearchKeepingExploitedProcesses(BasicVariantGenerator):
-    """Tune's grid of members, reading "unfinished" while a member that copies a donor waits to continue.
+class SearchKeepingPausedProcesses(BasicVariantGenerator):
+    """Tune's grid of members, reading "unfinished" while a member paused to continue waits.
 
     Tune (2.60) keeps a paused trial's process for reuse (`reuse_actors`) only while the search may still add
     trials or some trial waits for resources (`TuneController._maybe_cache_trial_actor`); when every member runs,
-    neither holds, and an exploited member would get a new process instead of continuing in its own.
+    neither holds, and a paused member would get a new process instead of continuing in its own.
     """
 
-    def __init__(self, in_flight: ExploitsInFlight) -> None:
+    def __init__(self, paused: PausedToContinue) -> None:
         super().__init__()
-        self.in_flight = in_flight
+        self.paused = paused
 
     def is_finished(self) -> bool:
-        return super().is_finished() and not self.in_flight.trial_ids
+        return super().is_finished() and not self.paused.trial_ids
 
     def get_state(self) -> Any:
         state = super().get_state()
-        return {k: v for k, v in state.items() if k != "in_flight"} if state else state  # the live set stays
+        return {k: v for k, v in state.items() if k != "paused"} if state else state  # the live set stays
 
 
 class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
-    """Tune's PBT with public hooks for the three decisions a project changes.
+    """Tune's PBT with public hooks for the three decisions a project changes, and paused members that keep
+    their processes.
 
     - `split_population(scores, quantile_fraction)`: which members are replaced and which are copied;
     - `keep_member_identity(new_config, own_config)`: a member's config after it copied a donor's and explored;
     - `before_exploit_logged(trial)`: runs before Tune appends an exploit to its logs;
     - `on_exploit(trial, donor, new_config, scores)`: a member is about to continue as an explored copy.
+
+    Tune caches the process of a paused trial only while its actor cache expects one more of that size
+    (`_ObjectCache.increase_max`; it keeps one spare at most otherwise): synchronous decisions pause every member,
+    so each paused member reserves a place until its next result.
     """
 
     def split_population(self, scores: dict[Any, float], quantile_fraction: float) -> tuple[list, list]:
@@ -250,18 +256,42 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.exploits_in_flight = ExploitsInFlight()  # pass to SearchKeepingExploitedProcesses
+        self.paused_to_continue = PausedToContinue()  # pass to SearchKeepingPausedProcesses
+        self._cache_places: dict[str, Any] = {}  # trial id -> the actor cache a place was reserved in
+
+    def __setstate__(self, state: dict) -> None:  # a resumed run unpickles the scheduler: no __init__
+        self.__dict__.update(state)
+        self._cache_places = {}  # places belong to the controller of the run that reserved them
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_cache_places"}
+
+    def _hold_process(self, tune_controller: Any, trial: Any) -> None:
+        """`trial` pauses to continue: the search reads unfinished and the actor cache has a place for it."""
+        self.paused_to_continue.trial_ids.add(trial.trial_id)
+        if trial.trial_id not in self._cache_places:
+            tune_controller._actor_cache.increase_max(trial.placement_group_factory)
+            self._cache_places[trial.trial_id] = tune_controller._actor_cache
+
+    def _release_process(self, trial: Any) -> None:
+        self.paused_to_continue.trial_ids.discard(trial.trial_id)
+        cache = self._cache_places.pop(trial.trial_id, None)
+        if cache is not None:
+            cache.decrease_max(trial.placement_group_factory)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        self.exploits_in_flight.trial_ids.discard(trial.trial_id)  # it continues (or decides to copy again below)
-        return super().on_trial_result(tune_controller, trial, result)
+        self._release_process(trial)  # it continues (or pauses again below)
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if self._synch and decision == self.PAUSE:  # waits for the others at a synchronous decision
+            self._hold_process(tune_controller, trial)
+        return decision
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        self.exploits_in_flight.trial_ids.discard(trial.trial_id)
+        self._release_process(trial)
         super().on_trial_complete(tune_controller, trial, result)
 
     def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
-        self.exploits_in_flight.trial_ids.discard(trial.trial_id)
+        self._release_process(trial)
         super().on_trial_error(tune_controller, trial)
 
     def _quantiles(self) -> tuple[list, list]:
@@ -277,8 +307,11 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
         self.keep_member_identity(new_config, trial.config)
         scores = (self._trial_state[trial].last_score, self._trial_state[trial_to_clone].last_score)
         self.on_exploit(trial, trial_to_clone, new_config, scores)
-        self.exploits_in_flight.trial_ids.add(trial.trial_id)  # Tune pauses it next: keep its process
         return new_config, operations
+
+    def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+        self._hold_process(tune_controller, trial)  # before Tune pauses it to restart from the donor's checkpoint
+        super()._exploit(tune_controller, trial, trial_to_clone)
 
     def _log_config_on_step(self, trial_state, new_state, trial, trial_to_clone, new_config):  # noqa: ANN001, ANN202
         self.before_exploit_logged(trial)

@@ -98,6 +98,7 @@ def make_scheduler(plan: PopulationPlan) -> ConservativePBT:
         perturbation_interval=pbt.perturbation_interval,
         burn_in_period=pbt.burn_in,
         quantile_fraction=pbt.quantile_fraction,
+        synch=pbt.synchronous,
         explorer=MemberExplorer(
             plan.mutations, plan.trial_config_locations(), seed=plan.experiment.run.seed,
             resample_probability=pbt.resample_probability, factor_range=pbt.perturbation_factors,

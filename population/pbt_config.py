@@ -45,6 +45,10 @@ class PBTConfig(StrictModel):
     population_size: int = Field(4, ge=2, description="members trained side by side")
     perturbation_interval: int = Field(10, gt=0, description="iterations between a member's exploit decisions")
     burn_in: int = Field(10, ge=0, description="iterations before any member can be replaced")
+    synchronous: bool = Field(
+        True, description="every member decides at the same iteration, on that iteration's scores (false: each "
+        "decides on arrival against the others' scores from their last decision, Tune's default)"
+    )
     quantile_fraction: float = Field(0.25, gt=0, le=0.5, description="bottom share that may be replaced")
     resample_probability: float = Field(0.25, ge=0, le=1, description="chance a value is redrawn, not perturbed")
     perturbation_factors: Range = Field((1.1, 1.5), description="x/÷ a factor drawn log-uniformly from this range")

@@ -195,7 +195,7 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
     """A new Tune experiment at `path`: one trial, or one per member under the PBT scheduler."""
     from ray import tune
 
-    from mapush_rllib.ray_compat import SearchKeepingExploitedProcesses
+    from mapush_rllib.ray_compat import SearchKeepingPausedProcesses
     from population.members import SCORE_METRIC, make_scheduler, param_space
     from population.table import CheckpointLines, PopulationTable
     from population.tune_logs import ProgressCsvLogger, ResultJsonLogger, TensorBoardLogger
@@ -208,7 +208,7 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
         # reuse_actors: an exploited member continues in its own process (`MAPushPPO.reset_config`)
         scheduler = make_scheduler(plan)
         tune_config = tune.TuneConfig(scheduler=scheduler, metric=SCORE_METRIC, mode="max",
-                                      search_alg=SearchKeepingExploitedProcesses(scheduler.exploits_in_flight),
+                                      search_alg=SearchKeepingPausedProcesses(scheduler.paused_to_continue),
                                       trial_dirname_creator=member_dirname, reuse_actors=True)
     return tune.Tuner(
         algorithm_config.algo_class,  # the class, not a name: a string makes Tune import every algorithm

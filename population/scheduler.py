@@ -1,8 +1,11 @@
 """The population scheduler: Ray Tune's PopulationBasedTraining with a replacement rule that does not churn.
 
-Tune's PBT (async) decides at every `perturbation_interval` whether a member continues, is checkpointed as a
-potential donor (top quantile), or is replaced by a copy of a donor with explored hyperparameters (bottom
-quantile). Two things differ here:
+Tune's PBT decides at every `perturbation_interval` whether a member continues, is checkpointed as a potential
+donor (top quantile), or is replaced by a copy of a donor with explored hyperparameters (bottom quantile).
+By default the decision is synchronous (`pbt.synchronous`): every member pauses at the decision iteration, keeping
+its process, until all have their score for it. Asynchronously, the member that arrives first ranks itself
+against scores one interval old, and a run with few decisions can waste them all (benchmarks/RESULTS.md, round 8
+on the H200). Two more things differ from Tune's:
 
 - **Who is replaced** (`_quantiles`): only the bottom members that are *clearly* worse than the leader
   (`population.exploit.replacement_split`, DexPBT's double threshold), so evaluation noise causes no churn.
@@ -95,7 +98,7 @@ class ConservativePBT(PopulationBasedTrainingWithHooks):
         self._history_restored_by: int | None = None  # the driver process (the scheduler may be unpickled)
 
     def __setstate__(self, state: dict) -> None:  # a resumed run unpickles the scheduler: no __init__
-        self.__dict__.update(state)
+        super().__setstate__(state)
         quiet_tunes_exploit_lines()
 
     def keep_member_identity(self, new_config: dict, own_config: dict) -> None:

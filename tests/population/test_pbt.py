@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import pickle
 import re
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mapush_rllib.algorithm import env_state_digest
 from mapush_rllib.training import config_dict_path
@@ -59,6 +61,22 @@ def test_every_member_trains_and_at_least_one_exploit_happens(population_run) ->
     assert len(exploits(experiment_dir)) >= 1
     described = json.loads((experiment_dir / "population.json").read_text())
     assert described["population_size"] == 3 and "training.lr" in described["mutations"]
+
+
+def test_members_decide_together_on_the_same_iterations_scores(population_run) -> None:
+    """`pbt.synchronous` (the default): every member pauses at the decision iteration until all have their score
+    for it, so an exploited member and its donor were ranked at the same decision. Tune logs both members'
+    last iterations; the member whose result completed the decision is logged one early (Tune records its result
+    after the decision), so both round up to the same decision iteration. Asynchronously the donor runs on and
+    is logged at a later decision."""
+    experiment_dir, _ = population_run
+    pbt = yaml.safe_load((experiment_dir / "experiment.yaml").read_text())["pbt"]
+    assert pbt["synchronous"] is True
+    interval = pbt["perturbation_interval"]
+    rows = exploits(experiment_dir)
+    assert rows
+    for _, _, member_iteration, donor_iteration, *_ in rows:
+        assert math.ceil(member_iteration / interval) == math.ceil(donor_iteration / interval), rows
 
 
 def assert_live_values_equal_config(row: dict) -> None:
@@ -235,7 +253,7 @@ def test_the_table_has_one_row_per_member_in_member_order_within_120_columns(pop
 
 
 def test_exploits_and_pauses_start_no_new_process(population_run) -> None:
-    """Tune's reuse_actors with `MAPushPPO.reset_config` (and `SearchKeepingExploitedProcesses`, without which
+    """Tune's reuse_actors with `MAPushPPO.reset_config` (and `SearchKeepingPausedProcesses`, without which
     Tune drops the process when every member runs): a member that copies a donor continues in its own process,
     which takes the donor's checkpoint and the member's new values without a simulator rebuild; before, every
     exploit started a new process."""
