@@ -168,7 +168,7 @@ def recover(run_dir: Path, finished: Callable[[dict], bool]) -> list[MemberRecov
         listed[trial] = [(c.path, c.result) for c in reversed(complete)]
         last_index[trial] = max((checkpoint_index(f) for f in folders), default=-1)
         if trial_dir.is_dir():
-            member.rows_dropped = cut_logs_after(trial_dir, member.iteration)
+            member.rows_dropped = cut_logs_after(trial_dir, member.iteration, newest.result if newest else None)
         members.append(member)
     if listed:
         record_trial_checkpoints(run_dir, listed, last_index, finished)

@@ -11,8 +11,9 @@ folder now and then (at every save of its experiment state, 10 s apart or more).
   in the wrong columns.
   `ResultJsonLogger` and `ProgressCsvLogger` write both files straight into the run folder (local storage), a
   flushed line per result, appending to what is there under the file's own header; Tune's uploads never touch
-  them. A result is logged before its iteration's checkpoint is taken, so every checkpoint's row is on disk; the
-  rows after the checkpoint a resume continues from are cut there (`population.resume`).
+  them. A resume cuts the rows after the checkpoint it continues from (`population.resume`); the checkpoint's own
+  row, when a kill came between the checkpoint and its logging (PBT saves donors before the loggers run), is
+  written back from the result the checkpoint recorded.
 - PBT appends its exploit history (`pbt_global.txt`, `pbt_policy_<trial>.txt`) to the staging folder; after
   `--resume` that starts empty, and its upload replaced the history of the run before the resume.
   `restore_pbt_history` copies the run folder's history into the staging folder before the first append.
@@ -62,7 +63,7 @@ class ResultJsonLogger(JsonLoggerCallback):
         restored = trial.latest_checkpoint_result
         if trial.trial_id in self.failed and restored is not None:  # its rows after that checkpoint are redone
             cut_logs_after(Path(run_folder_file(trial, EXPR_RESULT_FILE).parent),
-                           restored.metrics.get("training_iteration", 0))
+                           restored.metrics.get("training_iteration", 0), restored.metrics)
         self.failed.discard(trial.trial_id)
         self.files[trial] = open(run_folder_file(trial, EXPR_RESULT_FILE), "a")  # noqa: SIM115 -- closed at the end
 
@@ -98,7 +99,7 @@ class ProgressCsvLogger(CSVLoggerCallback):
         self.writers: dict[object, csv.DictWriter] = {}
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:  # noqa: ANN001 -- Tune's signature
-        row = flatten_dict({k: v for k, v in result.items() if k != "config"}, delimiter="/")
+        row = progress_row(result)
         if trial not in self.files:
             path = run_folder_file(trial, EXPR_PROGRESS_FILE)
             header = None
@@ -119,11 +120,14 @@ class ProgressCsvLogger(CSVLoggerCallback):
             file.close()
 
 
-def cut_logs_after(trial_dir: Path, iteration: int) -> int:
-    """Drop the rows of `result.json` and `progress.csv` after the last row of `iteration` -- the rows of the
-    iterations that a restore from that iteration's checkpoint trains again -- and any line cut short by a kill.
-    Iteration 0 (no checkpoint: training starts over) drops every row; a file without a row of `iteration` keeps
-    its whole rows. Returns the number of result.json rows dropped.
+def cut_logs_after(trial_dir: Path, iteration: int, checkpoint_result: dict | None = None) -> int:
+    """Make `result.json` and `progress.csv` end at `iteration`, the checkpoint a restore continues from.
+
+    Drops the rows after the last row of `iteration` -- the rows of the iterations that a restore from that
+    iteration's checkpoint trains again -- and any line cut short by a kill. Iteration 0 (no checkpoint: training
+    starts over) drops every row. A file whose rows stop just before `iteration` gets that iteration's row from
+    `checkpoint_result` (the result the checkpoint recorded): Tune's PBT saves a donor's checkpoint before the
+    loggers see its result, so a kill can fall between the two. Returns the number of result.json rows dropped.
     """
     def cut(rows: list, iterations: list[int | None]) -> list:
         if iteration == 0:
@@ -131,6 +135,10 @@ def cut_logs_after(trial_dir: Path, iteration: int) -> int:
         ends = [i for i, value in enumerate(iterations) if value == iteration]
         whole = [row for row, value in zip(rows, iterations, strict=True) if value is not None]
         return rows[: ends[-1] + 1] if ends else whole
+
+    def missing_row(iterations: list[int | None]) -> bool:
+        whole = [value for value in iterations if value is not None]
+        return checkpoint_result is not None and iteration > 0 and (whole[-1] if whole else 0) == iteration - 1
 
     def replace(path: Path, text: str) -> None:
         staged = path.with_name(path.name + ".tmp")
@@ -142,9 +150,14 @@ def cut_logs_after(trial_dir: Path, iteration: int) -> int:
     result_path = trial_dir / EXPR_RESULT_FILE
     if result_path.exists():
         lines = result_path.read_text().splitlines()
-        kept = cut(lines, [_json_iteration(line) for line in lines])
+        iterations = [_json_iteration(line) for line in lines]
+        kept = cut(lines, iterations)
         dropped = len(lines) - len(kept)
-        if dropped:
+        if missing_row(iterations):
+            trial_id = json.loads(kept[-1]).get("trial_id") if kept else None  # the checkpoint says "default"
+            row = {**checkpoint_result, **({"trial_id": trial_id} if trial_id else {})}
+            kept.append(json.dumps(row, cls=SafeFallbackEncoder))
+        if kept != lines:
             replace(result_path, "".join(line + "\n" for line in kept))
     progress_path = trial_dir / EXPR_PROGRESS_FILE
     if progress_path.exists() and progress_path.stat().st_size > 0:
@@ -153,11 +166,19 @@ def cut_logs_after(trial_dir: Path, iteration: int) -> int:
         column = header.index("training_iteration") if "training_iteration" in header else None
         iterations = [_int(row[column]) if column is not None and len(row) == len(header) else None for row in rows]
         kept = cut(rows, iterations)
-        if len(kept) != len(rows):
+        if missing_row(iterations):
+            flat = progress_row(checkpoint_result)
+            kept.append([flat.get(key, "") for key in header])
+        if kept != rows:
             text = io.StringIO(newline="")
             csv.writer(text).writerows([header, *kept])
             replace(progress_path, text.getvalue())
     return dropped
+
+
+def progress_row(result: dict) -> dict:
+    """A result as `progress.csv` holds it: flattened with `/`, without the config."""
+    return flatten_dict({k: v for k, v in result.items() if k != "config"}, delimiter="/")
 
 
 def _json_iteration(line: str) -> int | None:

@@ -142,3 +142,25 @@ def test_cut_logs_after_drops_the_rows_a_resume_repeats_and_a_torn_last_line(tmp
         assert [r["x"] for r in csv.DictReader(f)] == ["a", "b", "c", "d"]
     assert cut_logs_after(tmp_path, 0) == 4  # no checkpoint: everything is trained again
     assert (tmp_path / "result.json").read_text() == ""
+
+
+def test_cut_logs_after_writes_back_the_checkpoints_row_a_kill_kept_from_the_logs(tmp_path) -> None:
+    """PBT saves a donor's checkpoint before Tune's loggers see its result: killed in between, the logs stop one
+    row short of the checkpoint, and the resume's first row would skip an iteration. The checkpoint's recorded
+    result fills it, in both files; a file that already has the row, or stops earlier, is left as it is."""
+    (tmp_path / "result.json").write_text("".join(json.dumps({"training_iteration": i, "trial_id": "t1", "loss": i})
+                                                  + "\n" for i in (1, 2)))
+    (tmp_path / "progress.csv").write_text("training_iteration,loss,eval/success_rate\n1,1,0.0\n2,2,0.0\n")
+    recorded = {"training_iteration": 3, "trial_id": "default", "loss": 3, "eval": {"success_rate": 0.5},
+                "config": {"lr": 1e-3}}
+    assert cut_logs_after(tmp_path, 3, recorded) == 0
+    rows = [json.loads(line) for line in (tmp_path / "result.json").read_text().splitlines()]
+    assert [(r["training_iteration"], r["loss"], r["trial_id"]) for r in rows] == [(1, 1, "t1"), (2, 2, "t1"),
+                                                                                   (3, 3, "t1")]
+    with open(tmp_path / "progress.csv", newline="") as f:
+        assert [(r["training_iteration"], r["eval/success_rate"]) for r in csv.DictReader(f)] == [
+            ("1", "0.0"), ("2", "0.0"), ("3", "0.5")]
+    before = (tmp_path / "result.json").read_text(), (tmp_path / "progress.csv").read_text()
+    assert cut_logs_after(tmp_path, 3, recorded) == 0  # the row is there now: nothing added twice
+    assert cut_logs_after(tmp_path, 5, {**recorded, "training_iteration": 5}) == 0  # two rows short: not a kill gap
+    assert ((tmp_path / "result.json").read_text(), (tmp_path / "progress.csv").read_text()) == before
