@@ -281,9 +281,17 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         self._release_process(trial)  # it continues (or pauses again below)
+        next_decision = self._next_perturbation_sync
         decision = super().on_trial_result(tune_controller, trial, result)
         if self._synch and decision == self.PAUSE:  # waits for the others at a synchronous decision
             self._hold_process(tune_controller, trial)
+        if self._synch and self._next_perturbation_sync != next_decision:  # all decided: when is the next one?
+            # Tune sets it to max(this one + interval, the newest member's iteration): members that arrived past
+            # it (a resumed run's fresh scheduler meets members restored at iteration 5 with a decision due at 2)
+            # would then all be paused at the next decision's iteration, where none may run again.
+            newest = max(state.last_train_time for state in self._trial_state.values())
+            if self._next_perturbation_sync <= newest:
+                self._next_perturbation_sync = newest + self._perturbation_interval
         return decision
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
