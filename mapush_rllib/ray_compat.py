@@ -21,6 +21,7 @@ import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.utils.schedules.scheduler import Scheduler
+from ray.tune.experiment.trial import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -293,6 +294,19 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
             if self._next_perturbation_sync <= newest:
                 self._next_perturbation_sync = newest + self._perturbation_interval
         return decision
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        trial = super().choose_trial_to_run(tune_controller)
+        if trial is None and self._synch:
+            trials = tune_controller.get_trials()
+            waiting = [t for t in trials if t.status == Trial.PAUSED]
+            if waiting and not any(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials):
+                # Members at different iterations (restored by --resume, or given a donor's count by an exploit)
+                # can all wait at a decision that no running member will complete: let them all run on to the next.
+                newest = max(self._trial_state[t].last_train_time for t in waiting)
+                self._next_perturbation_sync = newest + self._perturbation_interval
+                trial = super().choose_trial_to_run(tune_controller)
+        return trial
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
         self._release_process(trial)
