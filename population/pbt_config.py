@@ -46,8 +46,8 @@ class PBTConfig(StrictModel):
     perturbation_interval: int = Field(10, gt=0, description="iterations between a member's exploit decisions")
     burn_in: int = Field(10, ge=0, description="iterations before any member can be replaced")
     synchronous: bool = Field(
-        True, description="every member decides at the same iteration, on that iteration's scores (false: each "
-        "decides on arrival against the others' scores from their last decision, Tune's default)"
+        False, description="true: every member decides at the same iteration, on that iteration's scores (false, "
+        "Tune's default: each decides on arrival against the others' scores from their last decision)"
     )
     quantile_fraction: float = Field(0.25, gt=0, le=0.5, description="bottom share that may be replaced")
     resample_probability: float = Field(0.25, ge=0, le=1, description="chance a value is redrawn, not perturbed")

@@ -2,10 +2,10 @@
 
 Tune's PBT decides at every `perturbation_interval` whether a member continues, is checkpointed as a potential
 donor (top quantile), or is replaced by a copy of a donor with explored hyperparameters (bottom quantile).
-By default the decision is synchronous (`pbt.synchronous`): every member pauses at the decision iteration, keeping
-its process, until all have their score for it. Asynchronously, the member that arrives first ranks itself
-against scores one interval old, and a run with few decisions can waste them all (benchmarks/RESULTS.md, round 8
-on the H200). Two more things differ from Tune's:
+By default the decision is asynchronous (Tune's): the member that arrives first ranks itself against the others'
+scores from their last decision, and a run with few decisions can waste them all (benchmarks/RESULTS.md, round 8
+on the H200). `pbt.synchronous: true` makes every member pause at the decision iteration, keeping its process,
+until all have their score for it. Two more things differ from Tune's:
 
 - **Who is replaced** (`_quantiles`): only the bottom members that are *clearly* worse than the leader
   (`population.exploit.replacement_split`, DexPBT's double threshold), so evaluation noise causes no churn.

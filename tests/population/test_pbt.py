@@ -29,7 +29,9 @@ def population_run(tmp_path_factory) -> tuple[Path, str]:
     storage = tmp_path_factory.mktemp("runs")
     log: list[str] = []
     # Every checkpoint kept (not the default newest 5): the tests trace each restore to a checkpoint on disk.
-    config = write_config("pbt_smoke.yaml", tmp_path_factory.mktemp("config"), run={"checkpoints_to_keep": None})
+    # Synchronous decisions (opt-in) are what `test_members_decide_together...` checks; the rest holds for both.
+    config = write_config("pbt_smoke.yaml", tmp_path_factory.mktemp("config"), run={"checkpoints_to_keep": None},
+                          pbt={"synchronous": True})
     process = start_run(str(config), "--storage", str(storage))
     assert finish(process, log) == 0, "".join(log)[-4000:]
     summary = summary_of(log)
@@ -64,7 +66,7 @@ def test_every_member_trains_and_at_least_one_exploit_happens(population_run) ->
 
 
 def test_members_decide_together_on_the_same_iterations_scores(population_run) -> None:
-    """`pbt.synchronous` (the default): every member pauses at the decision iteration until all have their score
+    """`pbt.synchronous: true`: every member pauses at the decision iteration until all have their score
     for it, so an exploited member and its donor were ranked at the same decision. Tune logs both members'
     last iterations; the member whose result completed the decision is logged one early (Tune records its result
     after the decision), so both round up to the same decision iteration. Asynchronously the donor runs on and
