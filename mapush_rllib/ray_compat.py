@@ -19,7 +19,9 @@ from typing import Any
 import ray
 import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.columns import Columns
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+from ray.rllib.utils.metrics import DIFF_NUM_GRAD_UPDATES_VS_SAMPLER_POLICY, WEIGHTS_SEQ_NO
 from ray.rllib.utils.schedules.scheduler import Scheduler
 from ray.tune.experiment.trial import Trial
 from ray.tune.schedulers import PopulationBasedTraining
@@ -37,6 +39,8 @@ RAY_NOTICES = (
     ("ray.train._internal.storage", "Checkpoint successfully created at"),  # every checkpoint of every member
     ("ray.tune.trainable.trainable", "Restored on"),  # said by the member's own line (population.curriculum_hooks)
     ("ray.tune.tune", "Experiment has been interrupted"),  # "Resume with Tuner.restore(...)": population.run says
+    # PopulationBasedTrainingWithHooks reserves places in Tune's actor cache, on purpose (its docstring says why)
+    ("ray.tune.execution.tune_controller", "You are trying to access _actor_cache interface"),
 )
 _NOTICES_QUIETED: set[int] = set()  # the processes that installed the filters
 
@@ -97,8 +101,31 @@ def reapply_scheduled_learning_rates(learner: Any) -> None:
         learner._set_optimizer_lr(optimizer, float(schedule.get_current_value()))
 
 
+def masked_mean(mask: torch.Tensor | None):
+    """x -> the mean of x over the rows where `mask` holds (all rows without a mask). RLlib takes masked means as
+    `sum(x[mask]) / n`: indexing with a boolean tensor makes the host wait for the GPU (a `nonzero`); the masked
+    rows are zeroed here instead, which gives the same mean to float rounding."""
+    if mask is None:
+        return torch.mean
+    num_valid = mask.sum()
+    return lambda x: torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device)).sum() / num_valid
+
+
+#: Learner metric, per module: gradient entries that were not finite (zeroed), since the learner's process started.
+GRADIENTS_NON_FINITE = "gradients_non_finite"
+
+
 class PPOTorchLearnerWithBatchHook(PPOTorchLearner):
-    """RLlib's PPO torch learner with a public hook where the training batch is built from the sampled data."""
+    """RLlib's PPO torch learner with a public hook where the training batch is built from the sampled data, and
+    an optimizer step without host synchronisation.
+
+    RLlib's `TorchLearner.apply_gradients` (2.60) asks the host, per parameter and minibatch, whether its gradient
+    is finite (twice), then zeroes NaN/inf entries (`torch.nan_to_num`) where it is not: on a GPU each question
+    waits for the GPU. Here `nan_to_num` runs on every gradient (a no-op on finite ones), the zeroed entries are
+    counted on the device (`GRADIENTS_NON_FINITE`, a running total logged as one value, since RLlib's sum and max
+    reductions of tensors index with a mask), and RLlib's other modes (`torch_skip_nan_gradients`, gradient
+    scalers, torch lr schedulers) keep its own path.
+    """
 
     def batch_from_samples(self, samples: list[Any]) -> Any | None:
         """The training batch (a MultiAgentBatch) for these samples, or None to build it RLlib's way."""
@@ -108,6 +135,32 @@ class PPOTorchLearnerWithBatchHook(PPOTorchLearner):
         samples = training_data.episodes
         batch = self.batch_from_samples(list(samples)) if samples else None
         return batch if batch is not None else super()._make_batch_if_necessary(training_data)
+
+    def _compute_off_policyness(self, batch: dict) -> None:  # RLlib's metric, its masked mean without a host wait
+        self.metrics.log_dict({
+            (module_id, DIFF_NUM_GRAD_UPDATES_VS_SAMPLER_POLICY): masked_mean(columns.get(Columns.LOSS_MASK))(
+                (self._weights_seq_no - columns[WEIGHTS_SEQ_NO]).float()
+            )
+            for module_id, columns in batch.items() if WEIGHTS_SEQ_NO in columns
+        }, window=1)
+
+    def apply_gradients(self, gradients_dict: dict) -> None:
+        if self.config.torch_skip_nan_gradients or self._grad_scalers or self._lr_scheduler_classes is not None:
+            return super().apply_gradients(gradients_dict)
+        totals = self.__dict__.setdefault("_non_finite_gradients", {})  # module id -> running count (a tensor)
+        for module_id, optimizer_names in self._module_optimizers.items():
+            for optimizer_name in optimizer_names:
+                optimizer = self.get_optimizer(module_id, optimizer_name)
+                for group in optimizer.param_groups:
+                    for param in group["params"]:
+                        grad = gradients_dict.get(self.get_param_ref(param))
+                        if grad is not None:
+                            count = (~torch.isfinite(grad)).sum()
+                            totals[module_id] = totals[module_id] + count if module_id in totals else count
+                            param.grad = torch.nan_to_num(grad)
+                optimizer.step()
+            if module_id in totals:
+                self.metrics.log_value((module_id, GRADIENTS_NON_FINITE), totals[module_id], window=1)
 
 
 # ---------------------------------------------------------------------------------------------- env runners

@@ -17,7 +17,9 @@ costs seconds per iteration (`benchmarks/train_throughput.py --profile`). Here t
   arithmetic as RLlib's `compute_value_targets`, including what it computes at the bootstrap rows (which flows
   into the advantage standardisation);
 - the same advantage standardisation, with numpy's float32 reductions on the host (one round trip of the
-  advantages per module), so the batch is identical bit for bit.
+  advantages per module), so the batch is identical bit for bit;
+- the same shuffle per epoch (`ShuffledOnDevice`: numpy's permutation, as RLlib draws it), copied to the device
+  once rather than once per column.
 
 `tests/rllib/test_rollout_batch.py` checks this against the connector pipeline on the same rollout.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
@@ -161,9 +164,28 @@ def learner_batch(
         with torch.no_grad():
             batch[module_id] = _module_batch(module[module_id], module_id, rollouts, layouts, gamma, lambda_)
     return MultiAgentBatch(
-        {module_id: SampleBatch(columns) for module_id, columns in batch.items()},
+        {module_id: ShuffledOnDevice(columns) for module_id, columns in batch.items()},
         env_steps=sum(r.env_steps() for r in rollouts),
     )
+
+
+class ShuffledOnDevice(SampleBatch):
+    """A module's training batch whose per-epoch shuffle indexes every column with one device tensor.
+
+    RLlib's `SampleBatch.shuffle` indexes each column with a numpy permutation: on a GPU, one pageable
+    host-to-device copy per column and epoch. The permutation is drawn the same way (numpy's global generator),
+    so the minibatches, and the update, are RLlib's.
+    """
+
+    def shuffle(self) -> ShuffledOnDevice:
+        permutation = np.random.permutation(self.count)
+        index = {}  # device -> the permutation there (one device: the learner's)
+        for column in self.values():
+            if column.device not in index:
+                index[column.device] = torch.from_numpy(permutation).to(column.device)
+        self.update({key: column[index[column.device]] for key, column in self.items()})
+        self.intercepted_values = {}  # SampleBatch's cache of converted columns, stale now
+        return self
 
 
 def _agent_order(rollout: RolloutBatch) -> list[int]:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import copy
 import os
+import traceback
 
 import numpy as np
 import pytest
 import torch
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.training_data import TrainingData
 from ray.rllib.evaluation.postprocessing import Postprocessing
+from torch.overrides import TorchFunctionMode
 
 from mapush_rllib.learner import MAPushPPOLearner
 from mapush_rllib.rollout_batch import RolloutBatch, chunk_layout
@@ -189,3 +193,75 @@ def test_ppo_trains_on_rollout_batches_from_a_remote_runner() -> None:
             algo.stop()
     finally:
         ray.shutdown()
+
+
+class HostWaits(TorchFunctionMode):
+    """Records the torch calls that make the host wait for the GPU: reading a value back (`item`, `cpu`, ...),
+    `nonzero`, and indexing with a boolean tensor (a `nonzero` inside)."""
+
+    READS = {"item", "cpu", "tolist", "numpy", "nonzero", "__bool__", "__float__", "__int__"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        name = getattr(func, "__name__", str(func))
+        index = args[1] if name == "__getitem__" and len(args) > 1 else None
+        if name in self.READS or (isinstance(index, torch.Tensor) and index.dtype == torch.bool):
+            # torch's Adam keeps its step counters on the host (not `capturable`): reading them waits for nothing.
+            if not any("torch/optim/" in frame.filename for frame in traceback.extract_stack()):
+                self.calls.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def loss_and_gradients(learner, loss_of, module_id: str, columns: dict) -> tuple[torch.Tensor, list, list[str]]:
+    """(loss, its gradients, the host waits of the loss computation)."""
+    module = learner.module[module_id]
+    fwd_out = module.forward_train(columns)
+    with HostWaits() as waits:
+        loss = loss_of(learner, module_id=module_id, config=learner.config.get_config_for_module(module_id),
+                       batch=columns, fwd_out=fwd_out)
+    return loss.detach(), torch.autograd.grad(loss, [p for p in module.parameters() if p.requires_grad]), waits.calls
+
+
+def test_loss_and_gradients_are_rllibs_without_boolean_indexing() -> None:
+    """The bulk learner's PPO loss takes its masked means over zeroed rows (no `nonzero`, so no host sync on a
+    GPU): the loss and its gradients equal RLlib's to float rounding, on a batch with bootstrap rows (mask off),
+    and a non-finite value in a masked-off row changes nothing."""
+    episodes_runner, bulk_runner, config = make_pair(TASKS["mixed-ends"], entropy_coeff=0.01)
+    learner = config.build_learner(spaces=episodes_runner.get_spaces())
+    learner.module.set_state(episodes_runner.module.get_state())
+    _, rollouts = sample_both(episodes_runner, bulk_runner, seed=4)
+    for module_id, batch in bulk_batch(learner, rollouts).items():
+        columns = dict(batch)
+        mask = columns[Columns.LOSS_MASK]
+        assert 0 < mask.sum() < len(mask), "real and bootstrap rows"
+        ours, our_gradients, our_waits = loss_and_gradients(learner, MAPushPPOLearner.compute_loss_for_module,
+                                                            module_id, columns)
+        rllibs, rllib_gradients, rllib_waits = loss_and_gradients(learner, PPOTorchLearner.compute_loss_for_module,
+                                                                  module_id, columns)
+        assert our_waits == [] and "__getitem__" in rllib_waits, (our_waits, rllib_waits)
+        torch.testing.assert_close(ours, rllibs)
+        for a, b in zip(our_gradients, rllib_gradients, strict=True):
+            torch.testing.assert_close(a, b)
+        assert any(g.abs().sum() > 0 for g in our_gradients)
+        columns[Postprocessing.ADVANTAGES] = torch.where(mask, columns[Postprocessing.ADVANTAGES], torch.nan)
+        poisoned, _, _ = loss_and_gradients(learner, MAPushPPOLearner.compute_loss_for_module, module_id, columns)
+        assert torch.equal(poisoned, ours)
+
+
+def test_no_host_wait_per_minibatch() -> None:
+    """A whole bulk update (batch, shuffles, forward, loss, gradients, optimizer steps, metrics) makes the host wait
+    as often with 8 minibatches as with 2: none of its waits is inside the epoch loop."""
+    episodes_runner, bulk_runner, config = make_pair(TASKS["mixed-ends"], num_epochs=4, num_minibatches=2)
+    _, rollouts = sample_both(episodes_runner, bulk_runner, seed=6)
+    waits = {}
+    for num_epochs in (1, 4):
+        learner = config.build_learner(spaces=episodes_runner.get_spaces())
+        learner.module.set_state(episodes_runner.module.get_state())
+        with HostWaits() as recorded:
+            learner.update(episodes=rollouts, timesteps={"num_env_steps_sampled_lifetime": ROLLOUT * NUM_ENVS},
+                           num_epochs=num_epochs, minibatch_size=config.minibatch_size, shuffle_batch_per_epoch=True)
+        waits[num_epochs] = recorded.calls
+    assert len(waits[4]) == len(waits[1]), waits
