@@ -159,3 +159,12 @@ class StartFromCheckpoint:
                                   f"model (training.model and the observations must match): {error}") from error
         algorithm.env_runner_group.sync_weights(from_worker_or_learner_group=algorithm.learner_group,
                                                 inference_only=True)
+        # RLlib's sync drops its request to a remote runner that still has one in flight (the algorithm's own
+        # first sync), which then samples its first rollout with random weights: set them there and wait.
+        from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
+
+        learner_state = algorithm.learner_group.get_state(
+            components=[f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}"], inference_only=True
+        )[COMPONENT_LEARNER]
+        weights = {COMPONENT_RL_MODULE: learner_state[COMPONENT_RL_MODULE]}
+        algorithm.env_runner_group.foreach_env_runner(lambda runner: runner.set_state(weights), local_env_runner=False)
