@@ -178,12 +178,9 @@ class ShuffledOnDevice(SampleBatch):
     """
 
     def shuffle(self) -> ShuffledOnDevice:
-        permutation = np.random.permutation(self.count)
-        index = {}  # device -> the permutation there (one device: the learner's)
-        for column in self.values():
-            if column.device not in index:
-                index[column.device] = torch.from_numpy(permutation).to(column.device)
-        self.update({key: column[index[column.device]] for key, column in self.items()})
+        device = self[Columns.LOSS_MASK].device  # every column lives on the learner's device (`learner_batch`)
+        index = torch.from_numpy(np.random.permutation(self.count)).to(device)
+        self.update({key: column[index] for key, column in self.items()})
         self.intercepted_values = {}  # SampleBatch's cache of converted columns, stale now
         return self
 
