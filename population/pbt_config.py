@@ -58,6 +58,10 @@ class PBTConfig(StrictModel):
     reward_scales: Literal["per_agent", "shared", "none"] = Field(
         "per_agent", description="mutate every reward-term scale per agent, once for both, or not"
     )
+    shared_reward_terms: list[Literal[REWARD_TERMS]] = Field(
+        ["own_push"], description="terms that reward_scales: per_agent still mutates once for both agents: own_push "
+        "pays each robot for its own push, and mutated per agent PBT raised the pusher's pay (benchmarks/RESULTS.md)"
+    )
     reward_scale_range: float = Field(4.0, gt=1, description="scale bounds: default x/÷ this factor")
     entropy: Literal["per_policy", "shared", "none"] = Field("per_policy", description="mutate entropy coefficients")
     entropy_coeff_range: Range = Field((1e-4, 0.1), description="bounds of mutated entropy coefficients")
@@ -86,7 +90,9 @@ def member_experiment(experiment):
     if pbt.reward_scales == "per_agent":
         table = experiment.rewards.scale_table()
         data["rewards"]["per_agent_scales"] = {
-            agent_id: dict(zip(REWARD_TERMS, row, strict=True)) for agent_id, row in zip(AGENT_IDS, table, strict=True)
+            agent_id: {term: value for term, value in zip(REWARD_TERMS, row, strict=True)
+                       if term not in pbt.shared_reward_terms}
+            for agent_id, row in zip(AGENT_IDS, table, strict=True)
         }
     if pbt.entropy == "per_policy":
         per_module = data["training"].setdefault("per_module", {})
@@ -102,16 +108,11 @@ def resolved_mutations(experiment) -> list[Mutation]:
     pbt: PBTConfig = experiment.pbt
     mutations = []
     if pbt.reward_scales != "none":
-        table = experiment.rewards.scale_table()
-        sections = ([f"rewards.per_agent_scales.{agent_id}" for agent_id in AGENT_IDS]
-                    if pbt.reward_scales == "per_agent" else ["rewards.scales"])
-        for section, row in zip(sections, table, strict=True):
-            for term, value in zip(REWARD_TERMS, row, strict=True):
-                if value == 0:
-                    continue  # a switched-off term stays off: log space has no room for 0
-                path = f"{section}.{term}"
-                bounds = sorted((value / pbt.reward_scale_range, value * pbt.reward_scale_range))
-                mutations.append(Mutation(path, *bounds))
+        for path, value in _mutated_reward_scales(experiment):
+            if value == 0:
+                continue  # a switched-off term stays off: log space has no room for 0
+            bounds = sorted((value / pbt.reward_scale_range, value * pbt.reward_scale_range))
+            mutations.append(Mutation(path, *bounds))
     if pbt.entropy == "per_policy":
         for policy in experiment.training.policy_ids:
             mutations.append(Mutation(f"training.per_module.{policy}.entropy_coeff", *pbt.entropy_coeff_range))
@@ -128,6 +129,28 @@ def resolved_mutations(experiment) -> list[Mutation]:
             raise ValueError(f"pbt.mutations.{path}: unknown policy {parts[2]!r}; policies: {list(policies)}")
         mutations.append(Mutation(path, low, high))
     return mutations
+
+
+def _mutated_reward_scales(experiment) -> list[tuple[str, float]]:
+    """(experiment path, starting value) of each reward scale `pbt.reward_scales` mutates."""
+    pbt: PBTConfig = experiment.pbt
+    if pbt.reward_scales == "shared":
+        return [(f"rewards.scales.{term}", value) for term, value in experiment.rewards.scales.model_dump().items()]
+    scales = []
+    for agent_id, row in zip(AGENT_IDS, experiment.rewards.scale_table(), strict=True):
+        for term, value in zip(REWARD_TERMS, row, strict=True):
+            if term not in pbt.shared_reward_terms:
+                scales.append((f"rewards.per_agent_scales.{agent_id}.{term}", value))
+    for term in pbt.shared_reward_terms:
+        for agent_id, overrides in experiment.rewards.per_agent_scales.items():
+            if term in overrides:
+                raise ValueError(
+                    f"pbt.shared_reward_terms: {term} is mutated once for both agents, but "
+                    f"rewards.per_agent_scales.{agent_id}.{term} sets it for one; set rewards.scales.{term} "
+                    f"instead, or remove {term} from pbt.shared_reward_terms"
+                )
+        scales.append((f"rewards.scales.{term}", getattr(experiment.rewards.scales, term)))
+    return scales
 
 
 #: Training settings `pbt.mutations` may name besides reward scales (`training.<field>`), and per policy

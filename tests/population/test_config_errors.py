@@ -104,16 +104,38 @@ def test_storage_that_is_a_file_is_one_clear_message_before_ray(tmp_path: Path, 
     assert storage.read_text() == "not a folder"
 
 
-def test_pbt_mutates_own_push_per_agent_only_when_it_is_switched_on():
+def _reward_scale_mutations(*overrides) -> dict[str, tuple[float, float]]:
     from population.config import load_experiment
     from population.pbt_config import member_experiment, resolved_mutations
 
-    def own_push_mutations(*overrides):
-        pbt_yaml = Path(__file__).parents[2] / "configs" / "pbt.yaml"
-        experiment = member_experiment(load_experiment(pbt_yaml, overrides=overrides))
-        return {m.path: (m.low, m.high) for m in resolved_mutations(experiment) if m.path.endswith(".own_push")}
+    pbt_yaml = Path(__file__).parents[2] / "configs" / "pbt.yaml"
+    experiment = member_experiment(load_experiment(pbt_yaml, overrides=overrides))
+    return {m.path: (m.low, m.high) for m in resolved_mutations(experiment) if m.path.startswith("rewards.")}
 
-    assert own_push_mutations() == {}, "scale 0: the term stays off, MAPush's reward"
-    assert own_push_mutations("rewards.scales.own_push=0.02") == {
+
+def test_pbt_mutates_own_push_once_for_both_agents_only_when_it_is_switched_on():
+    def own_push(mutations):
+        return {path: bounds for path, bounds in mutations.items() if path.endswith(".own_push")}
+
+    assert own_push(_reward_scale_mutations()) == {}, "scale 0: the term stays off, MAPush's reward"
+    mutations = _reward_scale_mutations("rewards.scales.own_push=0.02")
+    assert own_push(mutations) == {"rewards.scales.own_push": pytest.approx((0.005, 0.08))}
+    assert "rewards.per_agent_scales.agent_1.ocb" in mutations, "the other terms stay per agent"
+    assert own_push(_reward_scale_mutations("rewards.scales.own_push=0.02", "pbt.shared_reward_terms=[]")) == {
         f"rewards.per_agent_scales.agent_{i}.own_push": pytest.approx((0.005, 0.08)) for i in range(2)
     }
+
+
+def test_shared_reward_scales_are_one_mutation_per_switched_on_term():
+    mutations = _reward_scale_mutations("pbt.reward_scales=shared")
+    assert set(mutations) == {f"rewards.scales.{term}" for term in ("reach_target", "exception", "distance_to_target",
+                                                                       "approach_to_box", "collision", "push", "ocb")}
+
+
+def test_a_shared_term_set_for_one_agent_is_one_clear_message(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("pbt: {}\nrewards: {per_agent_scales: {agent_1: {own_push: 0.03}}}\n")
+    assert main([str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "pbt.shared_reward_terms" in err and "rewards.per_agent_scales.agent_1.own_push" in err
+    assert "Traceback" not in err
