@@ -33,9 +33,14 @@ FRONTIER = f"{CURRICULUM}/frontier"
 PBT = "pbt"
 SCORE_NAME = "score"
 SCORE = f"{PBT}/{SCORE_NAME}"
+#: The score of an iteration that ran the evaluation, NaN in the others: what Tune ranks the kept checkpoints by
+#: (a checkpoint is judged by its own evaluation, never by an earlier one that its result carries). A top-level
+#: key: Tune 2.60's checkpoint manager looks the score up among the result's top-level keys only.
+CHECKPOINT_SCORE = "checkpoint_score"
 
 __all__ = [
-    "CURRICULUM", "ENV_STEPS", "EVAL", "EVAL_CONTRIBUTION_BALANCE", "EVAL_EPISODES", "EVAL_FINISH_TIME",
+    "CHECKPOINT_SCORE", "CURRICULUM", "ENV_STEPS", "EVAL", "EVAL_CONTRIBUTION_BALANCE",
+    "EVAL_EPISODES", "EVAL_FINISH_TIME",
     "EVAL_FREELOADING_INDEX", "EVAL_SUCCESS_RATE", "EVAL_TASK_PROGRESS", "EVAL_TIME",
     "FREELOADING_INDEX", "FRONTIER", "FULL_TASK_SUCCESS", "LEVEL_MEAN", "LIVE_SETTINGS", "PBT", "SCORE", "SCORE_NAME",
     "SUCCESS_RATE", "TASK_PROGRESS", "WINDOW_EPISODES", "nest", "ran_evaluation", "result_value",

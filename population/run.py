@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import shutil
@@ -218,10 +219,12 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
             name=path.name,
             storage_path=str(path.parent),
             stop=StopCondition(experiment),
-            checkpoint_config=tune.CheckpointConfig(
+            checkpoint_config=tune.CheckpointConfig(  # keeps the newest and the best evaluated ones
                 checkpoint_frequency=run.checkpoint_every_iterations,
                 checkpoint_at_end=True,
                 num_to_keep=run.checkpoints_to_keep,
+                checkpoint_score_attribute=keys.CHECKPOINT_SCORE,
+                checkpoint_score_order="max",
             ),
             failure_config=tune.FailureConfig(max_failures=run.max_failures),
             progress_reporter=PopulationTable(top_curriculum_level(experiment), plan),
@@ -256,12 +259,32 @@ def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, l
             "eval_contribution_balance": keys.result_value(metrics, keys.EVAL_CONTRIBUTION_BALANCE),
             "eval_freeloading_index": keys.result_value(metrics, keys.EVAL_FREELOADING_INDEX),
             "score": keys.result_value(metrics, keys.SCORE),
+            **best_checkpoint(result),
         })
     if unfinished and status == 0:
         print(f"interrupted: member {', '.join(map(str, sorted(unfinished, key=str)))} stopped before run.stop; "
               + continue_with(resume_command), file=sys.stderr)
         status = EXIT_INTERRUPTED
     return status, rows
+
+
+def best_checkpoint(result) -> dict:  # noqa: ANN001 -- a Tune Result
+    """The member's kept checkpoint with the best evaluation of its own (`checkpoint_score`), and what that
+    evaluation measured: training swings, so the newest checkpoint is not always the best one."""
+    scored = [(keys.result_value(metrics, keys.CHECKPOINT_SCORE), checkpoint, metrics)
+              for checkpoint, metrics in result.best_checkpoints or []]
+    scored = [entry for entry in scored if isinstance(entry[0], (int, float)) and math.isfinite(entry[0])]
+    if not scored:
+        return {"best_checkpoint": None}
+    score, checkpoint, metrics = max(scored, key=lambda entry: entry[0])
+    return {
+        "best_checkpoint": checkpoint.path,
+        "best_checkpoint_iteration": metrics.get("training_iteration"),
+        "best_checkpoint_score": score,
+        "best_checkpoint_eval_success_rate": keys.result_value(metrics, keys.EVAL_SUCCESS_RATE),
+        "best_checkpoint_eval_contribution_balance": keys.result_value(metrics, keys.EVAL_CONTRIBUTION_BALANCE),
+        "best_checkpoint_eval_freeloading_index": keys.result_value(metrics, keys.EVAL_FREELOADING_INDEX),
+    }
 
 
 def prepare_run_dir(experiment: ExperimentConfig, resume: bool) -> tuple[Path, RunLock]:

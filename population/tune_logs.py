@@ -82,11 +82,13 @@ class ResultJsonLogger(JsonLoggerCallback):
 
 
 class TensorBoardLogger(TBXLoggerCallback):
-    """Tune's TensorBoard logger, with the member's evaluation only at the iterations that ran one."""
+    """Tune's TensorBoard logger, with the member's evaluation only at the iterations that ran one (and without
+    the checkpoint score, the member score again)."""
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:  # noqa: ANN001 -- Tune's signature
-        if not keys.ran_evaluation(result):
-            result = {key: value for key, value in result.items() if key != keys.EVAL}
+        evaluated = keys.ran_evaluation(result)
+        result = {key: value for key, value in result.items()
+                  if key != keys.CHECKPOINT_SCORE and (key != keys.EVAL or evaluated)}
         super().log_trial_result(iteration, trial, result)
 
 
