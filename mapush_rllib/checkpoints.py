@@ -79,6 +79,14 @@ def verify(directory: str | Path) -> Checkpoint:
     return Checkpoint(directory, result)
 
 
+def recorded_result(directory: str | Path) -> dict | None:
+    """The result a checkpoint's manifest records (None without a readable manifest); its files are not checked."""
+    try:
+        return json.loads((Path(directory) / MANIFEST).read_text())["result"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def checkpoint_index(directory: str | Path) -> int | None:
     """Tune's index of a `checkpoint_<index>` folder; None for any other name."""
     match = _CHECKPOINT_NAME.fullmatch(Path(directory).name)

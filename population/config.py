@@ -67,8 +67,8 @@ class RunConfig(StrictModel):
     stop: StopConfig = Field(default_factory=lambda: StopConfig(training_iterations=100))
     checkpoint_every_iterations: int = Field(10, gt=0)
     checkpoints_to_keep: int | None = Field(
-        5, gt=0, description="checkpoints kept per member: the best by their own evaluation's score, and always "
-        "the newest (a PBT copy and --resume take it); null: all"
+        5, gt=0, description="per member, this many newest checkpoints (--resume and a PBT copy take the newest) "
+        "and as many best by their own evaluation; null: all"
     )
     storage: str = Field("runs", min_length=1, description="directory of Tune's experiment folders")
     dashboard: bool = Field(False, description="start Ray's dashboard with a local run (http://127.0.0.1:8265)")

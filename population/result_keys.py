@@ -33,9 +33,8 @@ FRONTIER = f"{CURRICULUM}/frontier"
 PBT = "pbt"
 SCORE_NAME = "score"
 SCORE = f"{PBT}/{SCORE_NAME}"
-#: The score of an iteration that ran the evaluation, NaN in the others: what Tune ranks the kept checkpoints by
-#: (a checkpoint is judged by its own evaluation, never by an earlier one that its result carries). A top-level
-#: key: Tune 2.60's checkpoint manager looks the score up among the result's top-level keys only.
+#: The score of an iteration that ran the evaluation, NaN in the others: what `population.checkpoint_retention`
+#: ranks checkpoints by (a checkpoint is judged by its own evaluation, never by an earlier one its result carries).
 CHECKPOINT_SCORE = "checkpoint_score"
 
 __all__ = [

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import shutil
@@ -197,6 +196,7 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
     from ray import tune
 
     from mapush_rllib.ray_compat import SearchKeepingPausedProcesses
+    from population.checkpoint_retention import KeepNewestAndBest
     from population.members import SCORE_METRIC, make_scheduler, param_space
     from population.table import CheckpointLines, PopulationTable
     from population.tune_logs import ProgressCsvLogger, ResultJsonLogger, TensorBoardLogger
@@ -219,16 +219,14 @@ def make_tuner(experiment: ExperimentConfig, algorithm_config, path: Path, plan)
             name=path.name,
             storage_path=str(path.parent),
             stop=StopCondition(experiment),
-            checkpoint_config=tune.CheckpointConfig(  # keeps the newest and the best evaluated ones
+            checkpoint_config=tune.CheckpointConfig(  # every one kept by Tune; KeepNewestAndBest deletes
                 checkpoint_frequency=run.checkpoint_every_iterations,
                 checkpoint_at_end=True,
-                num_to_keep=run.checkpoints_to_keep,
-                checkpoint_score_attribute=keys.CHECKPOINT_SCORE,
-                checkpoint_score_order="max",
             ),
             failure_config=tune.FailureConfig(max_failures=run.max_failures),
             progress_reporter=PopulationTable(top_curriculum_level(experiment), plan),
-            callbacks=[ResultJsonLogger(), ProgressCsvLogger(), TensorBoardLogger(), CheckpointLines()],
+            callbacks=[ResultJsonLogger(), ProgressCsvLogger(), TensorBoardLogger(), CheckpointLines(),
+                       *([KeepNewestAndBest(run.checkpoints_to_keep)] if run.checkpoints_to_keep else [])],
             verbose=1,
         ),
     )
@@ -259,7 +257,7 @@ def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, l
             "eval_contribution_balance": keys.result_value(metrics, keys.EVAL_CONTRIBUTION_BALANCE),
             "eval_freeloading_index": keys.result_value(metrics, keys.EVAL_FREELOADING_INDEX),
             "score": keys.result_value(metrics, keys.SCORE),
-            **best_checkpoint(result),
+            **best_checkpoint(result.path),
         })
     if unfinished and status == 0:
         print(f"interrupted: member {', '.join(map(str, sorted(unfinished, key=str)))} stopped before run.stop; "
@@ -268,22 +266,21 @@ def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, l
     return status, rows
 
 
-def best_checkpoint(result) -> dict:  # noqa: ANN001 -- a Tune Result
-    """The member's kept checkpoint with the best evaluation of its own (`checkpoint_score`), and what that
-    evaluation measured: training swings, so the newest checkpoint is not always the best one."""
-    scored = [(keys.result_value(metrics, keys.CHECKPOINT_SCORE), checkpoint, metrics)
-              for checkpoint, metrics in result.best_checkpoints or []]
-    scored = [entry for entry in scored if isinstance(entry[0], (int, float)) and math.isfinite(entry[0])]
-    if not scored:
+def best_checkpoint(trial_dir: str) -> dict:
+    """The member's kept checkpoint with the best evaluation of its own, and what that evaluation measured:
+    training swings, so the newest checkpoint is not always the best one."""
+    from population.checkpoint_retention import best_checkpoints, evaluation_score
+
+    best = best_checkpoints(trial_dir, 1)
+    if not best:
         return {"best_checkpoint": None}
-    score, checkpoint, metrics = max(scored, key=lambda entry: entry[0])
+    (checkpoint,) = best
     return {
-        "best_checkpoint": checkpoint.path,
-        "best_checkpoint_iteration": metrics.get("training_iteration"),
-        "best_checkpoint_score": score,
-        "best_checkpoint_eval_success_rate": keys.result_value(metrics, keys.EVAL_SUCCESS_RATE),
-        "best_checkpoint_eval_contribution_balance": keys.result_value(metrics, keys.EVAL_CONTRIBUTION_BALANCE),
-        "best_checkpoint_eval_freeloading_index": keys.result_value(metrics, keys.EVAL_FREELOADING_INDEX),
+        "best_checkpoint": str(checkpoint.path),
+        "best_checkpoint_iteration": checkpoint.training_iteration,
+        "best_checkpoint_score": evaluation_score(checkpoint),
+        **{f"best_checkpoint_{key.replace('/', '_')}": keys.result_value(checkpoint.result, key)
+           for key in (keys.EVAL_SUCCESS_RATE, keys.EVAL_CONTRIBUTION_BALANCE, keys.EVAL_FREELOADING_INDEX)},
     }
 
 

@@ -5,7 +5,7 @@ curriculum callbacks have filled the result, so it reads `eval/{success_rate,tas
 contribution_balance}` (the calculator protocol on held-out episodes) and `curriculum/level_mean` of the same
 iteration. Missing or NaN inputs (before the first evaluation) count as 0, so a member without evidence never
 outranks one with it; without contribution runs the balance term is left out. `checkpoint_score` repeats the
-score only in the iterations that ran the evaluation (NaN in the others): Tune keeps the checkpoints best by it.
+score only in the iterations that ran the evaluation (NaN in the others): the best checkpoints are kept by it.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def test_killed_after_its_first_checkpoints_a_run_resumes_from_the_newest(tmp_pa
     if (trial / expected[0]).exists():  # retention may have deleted it since; it was never rewritten
         assert (trial / expected[0] / MANIFEST).read_bytes() == kept_checkpoint
     kept = trial_checkpoints(trial)
-    assert 1 <= len(kept) <= 6, "run.checkpoints_to_keep (the best 5 by default) and the newest"
+    assert 1 <= len(kept) <= 10, "run.checkpoints_to_keep (5 by default): the newest 5 and the best 5"
     for folder in kept:
         verify(folder)
 
