@@ -406,6 +406,15 @@ def newest_experiment_state(experiment_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def store_only_the_newest_checkpoint_result() -> None:
+    """Tune keeps a record of every checkpoint a trial saved, with its whole result (~80 kB each here), in the
+    experiment state it rewrites every few seconds; `population.checkpoint_retention` deletes checkpoints itself,
+    so without this the state grows by a result per checkpoint. Tune's switch (2.60) keeps the newest's result."""
+    from ray.train.constants import TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE
+
+    os.environ.setdefault(TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE, "1")
+
+
 def repair_experiment_state(experiment_dir: Path) -> str | None:
     """Put back a cut experiment state file from the driver's staging copy; returns what was done, or None.
 

@@ -1,32 +1,28 @@
 """Which checkpoints a member keeps: the newest `run.checkpoints_to_keep`, and as many best by their own evaluation.
 
-The newest are what `--resume` and a PBT copy take (a member copies its donor's newest, and may restore it a while
-later); the best are what a user evaluates, since a member's success can swing by 0.3 between two evaluations
+The newest are what `--resume` takes and where a PBT copy's donor checkpoint is (the one the donor saved at its
+last decision: `run.checkpoints_to_keep` x `run.checkpoint_every_iterations` must span a decision interval); the
+best are what a user evaluates, since a member's success can swing by 0.3 between two evaluations
 (`benchmarks/RESULTS.md`, round 11). Tune's `CheckpointConfig` orders by one of the two only, and ordered by score
-it deleted a donor's newest checkpoint before the member copying it had restored it. So Tune keeps every
-checkpoint and `KeepNewestAndBest` deletes the others after each save. A checkpoint's score is the
-`checkpoint_score` its manifest records: the member score of an iteration that ran the evaluation, NaN in the
-others (`population.score`), so a checkpoint is never judged by an earlier evaluation.
+it deleted a donor's checkpoint before the member copying it had restored it. So Tune keeps every checkpoint and
+`KeepNewestAndBest` deletes the others after each save. A checkpoint's score is the `checkpoint_score` its
+manifest records: the member score of an iteration that ran the evaluation, NaN in the others
+(`population.score`), so a checkpoint is never judged by an earlier evaluation.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 from pathlib import Path
 
 from ray.tune import Callback
 
-from mapush_rllib.checkpoints import Checkpoint, recorded_result, trial_checkpoints
+from mapush_rllib.checkpoints import Checkpoint, CheckpointError, recorded_result, trial_checkpoints, verify
 from population import result_keys as keys
 
-
-def scored_checkpoints(trial_dir: str | Path | None) -> list[Checkpoint]:
-    """The trial's checkpoints with a manifest, newest first (folders still being written have none)."""
-    if trial_dir is None or not Path(trial_dir).is_dir():
-        return []
-    found = [(path, recorded_result(path)) for path in trial_checkpoints(trial_dir)]
-    return [Checkpoint(path, result) for path, result in found if result is not None]
+logger = logging.getLogger(__name__)
 
 
 def evaluation_score(checkpoint: Checkpoint) -> float | None:
@@ -35,18 +31,46 @@ def evaluation_score(checkpoint: Checkpoint) -> float | None:
     return float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
 
 
-def best_checkpoints(trial_dir: str | Path | None, count: int | None = None) -> list[Checkpoint]:
-    """The trial's evaluated checkpoints, best score first (the newer first among equal scores)."""
-    evaluated = [c for c in scored_checkpoints(trial_dir) if evaluation_score(c) is not None]
-    ranked = sorted(evaluated, key=lambda c: (evaluation_score(c), c.training_iteration), reverse=True)
-    return ranked if count is None else ranked[:count]
+def recorded_checkpoints(trial_dir: str | Path | None) -> tuple[list[Checkpoint], list[Path]]:
+    """(the trial's checkpoints with a manifest, newest first; the folders without one: cut or being written)."""
+    if trial_dir is None or not Path(trial_dir).is_dir():
+        return [], []
+    recorded, unrecorded = [], []
+    for path in trial_checkpoints(trial_dir):
+        result = recorded_result(path)
+        if result is None:
+            unrecorded.append(path)
+        else:
+            recorded.append(Checkpoint(path, result))
+    return recorded, unrecorded
 
 
-def prune(trial_dir: str | Path, keep: int) -> list[Path]:
-    """Delete the trial's checkpoints that are neither among the newest `keep` nor the best `keep`; returns them."""
-    checkpoints = scored_checkpoints(trial_dir)
-    kept = {c.path for c in checkpoints[:keep]} | {c.path for c in best_checkpoints(trial_dir, keep)}
-    deleted = [c.path for c in checkpoints if c.path not in kept]
+def rank_by_evaluation(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+    """The evaluated ones, best score first (newer first among equal scores), one per training iteration (PBT can
+    save an iteration twice: at its decision and on schedule)."""
+    evaluated = [c for c in checkpoints if evaluation_score(c) is not None]  # newest first: a repeat keeps the newest
+    once = list({c.training_iteration: c for c in reversed(evaluated)}.values())
+    return sorted(once, key=lambda c: (evaluation_score(c), c.training_iteration), reverse=True)
+
+
+def best_checkpoint(trial_dir: str | Path | None) -> Checkpoint | None:
+    """The trial's complete checkpoint whose own evaluation scored best (files checked), or None."""
+    for checkpoint in rank_by_evaluation(recorded_checkpoints(trial_dir)[0]):
+        try:
+            return verify(checkpoint.path)
+        except CheckpointError:
+            continue
+    return None
+
+
+def prune(trial_dir: str | Path | None, keep: int) -> list[Path]:
+    """Delete the trial's checkpoints that are neither among the newest `keep` nor the best `keep`, and folders
+    without a manifest older than the newest checkpoint (cut copies); returns what was deleted."""
+    recorded, unrecorded = recorded_checkpoints(trial_dir)
+    kept = {c.path for c in recorded[:keep]} | {c.path for c in rank_by_evaluation(recorded)[:keep]}
+    newest = recorded[0].path.name if recorded else None
+    deleted = [c.path for c in recorded if c.path not in kept]
+    deleted += [path for path in unrecorded if newest is not None and path.name < newest]
     for path in deleted:
         shutil.rmtree(path, ignore_errors=True)
     return deleted
@@ -59,4 +83,7 @@ class KeepNewestAndBest(Callback):
         self.keep = keep
 
     def on_trial_save(self, iteration: int, trials: list, trial, **info) -> None:  # noqa: ANN001 -- Tune's hook
-        prune(trial.path, self.keep)  # the run folder (local_path is the driver's staging copy)
+        try:
+            prune(trial.path, self.keep)  # the run folder (local_path is the driver's staging copy)
+        except OSError as error:  # a full or flaky disk: keep training, keep every checkpoint
+            logger.warning("checkpoint retention skipped for %s: %s", trial.path, error)

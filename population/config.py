@@ -67,8 +67,8 @@ class RunConfig(StrictModel):
     stop: StopConfig = Field(default_factory=lambda: StopConfig(training_iterations=100))
     checkpoint_every_iterations: int = Field(10, gt=0)
     checkpoints_to_keep: int | None = Field(
-        5, gt=0, description="per member, this many newest checkpoints (--resume and a PBT copy take the newest) "
-        "and as many best by their own evaluation; null: all"
+        5, gt=0, description="per member, this many newest checkpoints (what --resume and PBT copies take) and as "
+        "many best by their own evaluation; null: all"
     )
     storage: str = Field("runs", min_length=1, description="directory of Tune's experiment folders")
     dashboard: bool = Field(False, description="start Ray's dashboard with a local run (http://127.0.0.1:8265)")
@@ -138,11 +138,18 @@ class ExperimentConfig(StrictModel):
         if self.pbt is None:
             return self
         resolved_mutations(self)  # raises naming pbt.<field> for impossible mutations
-        keep = self.run.checkpoints_to_keep
+        keep, every = self.run.checkpoints_to_keep, self.run.checkpoint_every_iterations
         if keep is not None and keep < 4:
             raise ValueError(
                 f"run.checkpoints_to_keep: {keep} is too few for PBT (a member copies another's checkpoint, "
-                "which must still exist: Tune warns below 3); use null (keep all) or at least 4"
+                "which must still exist); use null (keep all) or at least 4"
+            )
+        if keep is not None and keep * every <= self.pbt.perturbation_interval:
+            raise ValueError(
+                f"run.checkpoints_to_keep: the newest {keep} checkpoints, one every {every} iterations "
+                f"(run.checkpoint_every_iterations), do not reach back a whole pbt.perturbation_interval "
+                f"({self.pbt.perturbation_interval}): a member copies the checkpoint its donor saved at its last "
+                "decision. Keep more or checkpoint more often (or null: keep all)"
             )
         return self
 

@@ -72,6 +72,8 @@ class PBTConfig(StrictModel):
 
     @model_validator(mode="after")
     def _ranges(self) -> PBTConfig:
+        if len(set(self.shared_reward_terms)) != len(self.shared_reward_terms):
+            raise ValueError(f"shared_reward_terms: {self.shared_reward_terms} names a term twice")
         check_range("perturbation_factors", self.perturbation_factors, minimum=1.0)
         check_range("entropy_coeff_range", self.entropy_coeff_range)
         if self.entropy_coeff_range[0] <= 0:
@@ -124,6 +126,11 @@ def resolved_mutations(experiment) -> list[Mutation]:
             raise ValueError(f"pbt.mutations.{path}: already mutated by pbt.reward_scales / pbt.entropy")
         check_mutable(path)
         parts = path.split(".")
+        if parts[:2] == ["rewards", "per_agent_scales"] and parts[-1] in pbt.shared_reward_terms:
+            raise ValueError(
+                f"pbt.mutations.{path}: {parts[-1]} is in pbt.shared_reward_terms (one value for both agents); "
+                f"mutate rewards.scales.{parts[-1]}, or remove it from pbt.shared_reward_terms"
+            )
         policies = experiment.training.policy_ids
         if parts[:2] == ["training", "per_module"] and parts[2] not in policies:
             raise ValueError(f"pbt.mutations.{path}: unknown policy {parts[2]!r}; policies: {list(policies)}")
@@ -134,7 +141,14 @@ def resolved_mutations(experiment) -> list[Mutation]:
 def _mutated_reward_scales(experiment) -> list[tuple[str, float]]:
     """(experiment path, starting value) of each reward scale `pbt.reward_scales` mutates."""
     pbt: PBTConfig = experiment.pbt
+    overrides = experiment.rewards.per_agent_scales
     if pbt.reward_scales == "shared":
+        for agent_id, terms in overrides.items():
+            if terms:
+                raise ValueError(
+                    f"pbt.reward_scales: shared mutates rewards.scales, which rewards.per_agent_scales.{agent_id} "
+                    f"overrides ({', '.join(terms)}); remove the override, or use reward_scales: per_agent"
+                )
         return [(f"rewards.scales.{term}", value) for term, value in experiment.rewards.scales.model_dump().items()]
     scales = []
     for agent_id, row in zip(AGENT_IDS, experiment.rewards.scale_table(), strict=True):
@@ -142,8 +156,8 @@ def _mutated_reward_scales(experiment) -> list[tuple[str, float]]:
             if term not in pbt.shared_reward_terms:
                 scales.append((f"rewards.per_agent_scales.{agent_id}.{term}", value))
     for term in pbt.shared_reward_terms:
-        for agent_id, overrides in experiment.rewards.per_agent_scales.items():
-            if term in overrides:
+        for agent_id, terms in overrides.items():
+            if term in terms:
                 raise ValueError(
                     f"pbt.shared_reward_terms: {term} is mutated once for both agents, but "
                     f"rewards.per_agent_scales.{agent_id}.{term} sets it for one; set rewards.scales.{term} "

@@ -267,14 +267,14 @@ def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, l
 
 
 def best_checkpoint(trial_dir: str) -> dict:
-    """The member's kept checkpoint with the best evaluation of its own, and what that evaluation measured:
+    """The member's complete checkpoint with the best evaluation of its own, and what that evaluation measured:
     training swings, so the newest checkpoint is not always the best one."""
-    from population.checkpoint_retention import best_checkpoints, evaluation_score
+    from population.checkpoint_retention import best_checkpoint as find_best
+    from population.checkpoint_retention import evaluation_score
 
-    best = best_checkpoints(trial_dir, 1)
-    if not best:
+    checkpoint = find_best(trial_dir)
+    if checkpoint is None:
         return {"best_checkpoint": None}
-    (checkpoint,) = best
     return {
         "best_checkpoint": str(checkpoint.path),
         "best_checkpoint_iteration": checkpoint.training_iteration,
@@ -343,7 +343,7 @@ def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: 
     import ray
     from ray import tune
 
-    from mapush_rllib.ray_compat import quiet_ray_notices
+    from mapush_rllib.ray_compat import quiet_ray_notices, store_only_the_newest_checkpoint_result
 
     try:
         path, lock = prepare_run_dir(experiment, resume)
@@ -352,6 +352,7 @@ def train(experiment: ExperimentConfig, algorithm_config, plan=None, *, resume: 
         return EXIT_INVALID_CONFIG
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's reporter interface, with our table (table.py)
     quiet_ray_notices()
+    store_only_the_newest_checkpoint_result()
     # Tune's experiment state (each member's config after exploits, its checkpoints) saved every 2 s rather than
     # every 10 s or more. A resume takes the checkpoints from disk anyway (`population.resume`); the config must be
     # the one of the newest checkpoint, which a member takes many iterations after an exploit to write.

@@ -45,6 +45,13 @@ CASES = [
     ("pbt: {mutations: {training.per_module.policy_9.lr: [0.0001, 0.001]}}", "policy_9", "unknown policy"),
     ("pbt: {score: {freeloading_weight: 2}}", "pbt.score.freeloading_weight", "less than or equal to 1"),
     ("pbt: {}\nrun: {checkpoints_to_keep: 2}", "run.checkpoints_to_keep", "too few for PBT"),
+    ("pbt: {perturbation_interval: 50}\nrun: {checkpoints_to_keep: 4, checkpoint_every_iterations: 10}",
+     "run.checkpoints_to_keep", "do not reach back"),
+    ("pbt: {shared_reward_terms: [own_push, own_push]}", "shared_reward_terms", "names a term twice"),
+    ("pbt: {reward_scales: shared}\nrewards: {per_agent_scales: {agent_0: {ocb: 0.01}}}", "pbt.reward_scales",
+     "overrides (ocb)"),
+    ("pbt: {mutations: {rewards.per_agent_scales.agent_0.own_push: [0.01, 0.05]}}",
+     "pbt.mutations.rewards.per_agent_scales.agent_0.own_push", "pbt.shared_reward_terms"),
     ("pbt: {populaton_size: 4}", "pbt.populaton_size", "Extra inputs are not permitted"),  # unknown key
     ("evaluation: {num_envs: 0}", "evaluation.num_envs", "greater than or equal to 1"),  # no evaluation envs
     ("simulator: {num_envs: 8}\nevaluation: {num_envs: 9}", "evaluation.num_envs", "more than the 8 envs"),
