@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import fcntl
 import os
@@ -102,6 +103,24 @@ class RunLock:
     def release(self) -> None:
         fcntl.flock(self.file, fcntl.LOCK_UN)
         self.file.close()
+
+
+#: Settings added since runs were first saved, with the value a run saved without one ran with: a resume compares
+#: against that value (before `pbt.shared_reward_terms`, PBT mutated own_push per agent).
+ADDED_SETTINGS = {"pbt.shared_reward_terms": []}
+
+
+def with_added_settings(saved: dict) -> dict:
+    """`saved` (an experiment file's dict) with each added setting it lacks, in the sections the run has."""
+    saved = copy.deepcopy(saved)
+    for path, value in ADDED_SETTINGS.items():
+        *sections, name = path.split(".")
+        node = saved
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(name, copy.deepcopy(value))
+    return saved
 
 
 def changed_settings(saved: dict, now: dict) -> list[str]:

@@ -44,6 +44,7 @@ from population.resume import (
     member_index,
     new_run_dir,
     recover,
+    with_added_settings,
 )
 from population.tensorboard import write_layout
 
@@ -303,7 +304,7 @@ def prepare_run_dir(experiment: ExperimentConfig, resume: bool) -> tuple[Path, R
     lock = RunLock(path)
     try:
         saved = yaml.safe_load((path / EXPERIMENT_FILE).read_text())
-        changes = changed_settings(saved, experiment.model_dump(mode="json"))
+        changes = changed_settings(with_added_settings(saved), experiment.model_dump(mode="json"))
         if changes:
             raise RunFolderError(
                 f"--resume: {path.name} was started with other settings; a resumed run keeps its experiment "

@@ -19,7 +19,7 @@ import pytest
 
 from mapush_rllib.checkpoint_policy import find_checkpoint
 from mapush_rllib.checkpoints import MANIFEST, CheckpointError, trial_checkpoints, verify
-from population.resume import LOCK_FILE, RunLock, find_run, new_run_dir
+from population.resume import LOCK_FILE, RunLock, changed_settings, find_run, new_run_dir, with_added_settings
 from population.run import main
 
 from ..processes import kill_group
@@ -220,6 +220,20 @@ def test_a_run_in_use_is_not_resumed_and_a_changed_experiment_is_refused(tmp_pat
     err = capsys.readouterr().err
     assert "simulator.num_envs: 16 in the run, 8 now" in err and "training.lr:" in err, err
     assert (members(storage)[0] / "result.json").read_text() == rows, "nothing changed"
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_with_the_value_it_ran_with() -> None:
+    """A PBT run saved before `pbt.shared_reward_terms` mutated own_push per agent: its resume compares against
+    [] (what it ran with), so `--set pbt.shared_reward_terms=[]` resumes it and the new default is refused."""
+    saved = {"pbt": {"population_size": 4}, "run": {"name": "old"}}
+    then = {**saved, "pbt": {**saved["pbt"], "shared_reward_terms": []}}
+    assert changed_settings(with_added_settings(saved), then) == []
+    now = {**saved, "pbt": {**saved["pbt"], "shared_reward_terms": ["own_push"]}}
+    assert changed_settings(with_added_settings(saved), now) == [
+        "pbt.shared_reward_terms: [] in the run, ['own_push'] now"]
+    single = {"pbt": None, "run": {"name": "old"}}
+    assert with_added_settings(single) == single, "a run without PBT gains nothing"
+    assert "shared_reward_terms" not in saved["pbt"], "the saved dict is not changed"
 
 
 def test_new_runs_in_the_same_second_get_their_own_folders_and_resume_finds_the_exact_name(tmp_path) -> None:
