@@ -5,9 +5,9 @@ last decision: `run.checkpoints_to_keep` x `run.checkpoint_every_iterations` mus
 best are what a user evaluates, since a member's success can swing by 0.3 between two evaluations
 (`benchmarks/RESULTS.md`, round 11). Tune's `CheckpointConfig` orders by one of the two only, and ordered by score
 it deleted a donor's checkpoint before the member copying it had restored it. So Tune keeps every checkpoint and
-`KeepNewestAndBest` deletes the others after each save. A checkpoint's score is the `checkpoint_score` its
-manifest records: the member score of an iteration that ran the evaluation, NaN in the others
-(`population.score`), so a checkpoint is never judged by an earlier evaluation.
+`KeepNewestAndBest` deletes the others after each save. A checkpoint's score is the member score (`pbt/score`)
+in the result its manifest records, if that iteration ran the evaluation: every result carries the latest
+evaluation, and a checkpoint is never judged by an earlier one.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 
 def evaluation_score(checkpoint: Checkpoint) -> float | None:
     """The score of the checkpoint's own evaluation; None when its iteration ran none."""
-    score = keys.result_value(checkpoint.result, keys.CHECKPOINT_SCORE)
+    if not keys.ran_evaluation(checkpoint.result):
+        return None
+    score = keys.result_value(checkpoint.result, keys.SCORE)
     return float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
 
 

@@ -33,13 +33,9 @@ FRONTIER = f"{CURRICULUM}/frontier"
 PBT = "pbt"
 SCORE_NAME = "score"
 SCORE = f"{PBT}/{SCORE_NAME}"
-#: The score of an iteration that ran the evaluation, NaN in the others: what `population.checkpoint_retention`
-#: ranks checkpoints by (a checkpoint is judged by its own evaluation, never by an earlier one its result carries).
-CHECKPOINT_SCORE = "checkpoint_score"
 
 __all__ = [
-    "CHECKPOINT_SCORE", "CURRICULUM", "ENV_STEPS", "EVAL", "EVAL_CONTRIBUTION_BALANCE",
-    "EVAL_EPISODES", "EVAL_FINISH_TIME",
+    "CURRICULUM", "ENV_STEPS", "EVAL", "EVAL_CONTRIBUTION_BALANCE", "EVAL_EPISODES", "EVAL_FINISH_TIME",
     "EVAL_FREELOADING_INDEX", "EVAL_SUCCESS_RATE", "EVAL_TASK_PROGRESS", "EVAL_TIME",
     "FREELOADING_INDEX", "FRONTIER", "FULL_TASK_SUCCESS", "LEVEL_MEAN", "LIVE_SETTINGS", "PBT", "SCORE", "SCORE_NAME",
     "SUCCESS_RATE", "TASK_PROGRESS", "WINDOW_EPISODES", "nest", "ran_evaluation", "result_value",

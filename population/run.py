@@ -258,7 +258,7 @@ def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, l
             "eval_contribution_balance": keys.result_value(metrics, keys.EVAL_CONTRIBUTION_BALANCE),
             "eval_freeloading_index": keys.result_value(metrics, keys.EVAL_FREELOADING_INDEX),
             "score": keys.result_value(metrics, keys.SCORE),
-            **best_checkpoint(result.path),
+            **best_checkpoint_summary(result.path),
         })
     if unfinished and status == 0:
         print(f"interrupted: member {', '.join(map(str, sorted(unfinished, key=str)))} stopped before run.stop; "
@@ -267,13 +267,12 @@ def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, l
     return status, rows
 
 
-def best_checkpoint(trial_dir: str) -> dict:
+def best_checkpoint_summary(trial_dir: str) -> dict:
     """The member's complete checkpoint with the best evaluation of its own, and what that evaluation measured:
     training swings, so the newest checkpoint is not always the best one."""
-    from population.checkpoint_retention import best_checkpoint as find_best
-    from population.checkpoint_retention import evaluation_score
+    from population.checkpoint_retention import best_checkpoint, evaluation_score
 
-    checkpoint = find_best(trial_dir)
+    checkpoint = best_checkpoint(trial_dir)
     if checkpoint is None:
         return {"best_checkpoint": None}
     return {

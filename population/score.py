@@ -4,8 +4,7 @@ Runs as an RLlib `on_train_result` function after the member's evaluation (`mapu
 curriculum callbacks have filled the result, so it reads `eval/{success_rate,task_progress,freeloading_index,
 contribution_balance}` (the calculator protocol on held-out episodes) and `curriculum/level_mean` of the same
 iteration. Missing or NaN inputs (before the first evaluation) count as 0, so a member without evidence never
-outranks one with it; without contribution runs the balance term is left out. `checkpoint_score` repeats the
-score only in the iterations that ran the evaluation (NaN in the others): the best checkpoints are kept by it.
+outranks one with it; without contribution runs the balance term is left out.
 """
 
 from __future__ import annotations
@@ -36,10 +35,10 @@ class ScoreFunction:
         task_progress = _number(keys.result_value(result, keys.EVAL_TASK_PROGRESS))
         balance = keys.result_value(result, keys.EVAL_CONTRIBUTION_BALANCE)
         balance = 1.0 if balance is None else _number(balance)  # None: contribution runs are off
-        score = member_score(success, progress, freeloading, task_progress, balance, **self.weights.model_dump())
-        result[keys.CHECKPOINT_SCORE] = score if keys.ran_evaluation(result) else math.nan
         result[keys.PBT] = {
-            keys.SCORE_NAME: score,
+            keys.SCORE_NAME: member_score(
+                success, progress, freeloading, task_progress, balance, **self.weights.model_dump()
+            ),
             "full_task_success": success,
             "curriculum_progress": progress,
             "task_progress": task_progress,

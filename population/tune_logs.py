@@ -82,13 +82,11 @@ class ResultJsonLogger(JsonLoggerCallback):
 
 
 class TensorBoardLogger(TBXLoggerCallback):
-    """Tune's TensorBoard logger, with the member's evaluation only at the iterations that ran one (and without
-    the checkpoint score, the member score again)."""
+    """Tune's TensorBoard logger, with the member's evaluation only at the iterations that ran one."""
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:  # noqa: ANN001 -- Tune's signature
-        evaluated = keys.ran_evaluation(result)
-        result = {key: value for key, value in result.items()
-                  if key != keys.CHECKPOINT_SCORE and (key != keys.EVAL or evaluated)}
+        if not keys.ran_evaluation(result):
+            result = {key: value for key, value in result.items() if key != keys.EVAL}
         super().log_trial_result(iteration, trial, result)
 
 

@@ -15,8 +15,12 @@ def checkpoint(trial_dir: Path, index: int, iteration: int, score: float = math.
     path = trial_dir / (name or f"checkpoint_{index:06d}")
     path.mkdir(parents=True)
     (path / "weights.bin").write_bytes(bytes([index]) * 64)
-    if manifest:
-        write_manifest(path, {"training_iteration": iteration, "checkpoint_score": score})
+    if manifest:  # a result as the member's: the score and its latest evaluation (this iteration's, if scored)
+        evaluated = score == score
+        # without an evaluation, the result carries an earlier one's score: 1.0, above all here, so judging a
+        # checkpoint by it would show
+        write_manifest(path, {"training_iteration": iteration, "pbt": {"score": score if evaluated else 1.0},
+                              "eval": {"iteration": iteration if evaluated else iteration - 1}})
     return path
 
 
@@ -61,5 +65,5 @@ def test_the_best_checkpoint_is_a_complete_one(tmp_path: Path) -> None:
     assert best_checkpoint(tmp_path).path == best
     (best / "weights.bin").write_bytes(b"cut")
     found = best_checkpoint(tmp_path)
-    assert found.training_iteration == 2 and found.result["checkpoint_score"] == 0.4
+    assert found.training_iteration == 2 and found.result["pbt"]["score"] == 0.4
     assert best_checkpoint(tmp_path / "missing") is None

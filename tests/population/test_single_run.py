@@ -119,7 +119,7 @@ def test_a_path_without_checkpoints_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_kept_checkpoints_are_the_newest_and_the_best_by_their_own_evaluation(tmp_path: Path) -> None:
     """`run.checkpoints_to_keep`: the newest K (what --resume and a PBT copy take) and the best K by their own
-    evaluation (the score of an iteration without an evaluation is NaN, never an earlier evaluation's); the
+    evaluation (an iteration without one is not judged by an earlier evaluation's score); the
     run's summary names the best one and what its evaluation measured."""
     storage = tmp_path / "runs"
     settings = ["run.stop.training_iterations=8", "run.checkpoint_every_iterations=1", "run.checkpoints_to_keep=2",
@@ -132,15 +132,16 @@ def test_kept_checkpoints_are_the_newest_and_the_best_by_their_own_evaluation(tm
     assert done.returncode == 0, done.stderr[-3000:]
     (member,) = json.loads(done.stdout.strip().splitlines()[-1])["members"]
     with open(Path(member["trial_dir"]) / "progress.csv") as f:
-        score = {int(row["training_iteration"]): float(row["checkpoint_score"]) for row in csv.DictReader(f)}
-    evaluated = {iteration: value for iteration, value in score.items() if value == value}  # NaN: no evaluation
+        rows = list(csv.DictReader(f))
+    evaluated = {int(row["training_iteration"]): float(row["pbt/score"]) for row in rows  # its own evaluation's
+                 if row["eval/iteration"] and float(row["eval/iteration"]) == int(row["training_iteration"])}
     assert sorted(evaluated) == [2, 4, 6, 8], "every evaluation interval"
     kept = {
         json.loads((path / "mapush_checkpoint.json").read_text())["result"]["training_iteration"]: path
         for path in Path(member["trial_dir"]).glob("checkpoint_*")
     }
     best_two = sorted(evaluated, key=lambda iteration: (evaluated[iteration], iteration))[-2:]
-    assert set(kept) == {7, 8, *best_two}, (kept, score)
+    assert set(kept) == {7, 8, *best_two}, (kept, evaluated)
     best = best_two[-1]
     assert member["best_checkpoint"] == str(kept[best])
     assert member["best_checkpoint_iteration"] == best
