@@ -37,7 +37,7 @@ import torch
 from ray.rllib.algorithms.ppo import PPO
 from ray.tune.result import TIMESTEPS_TOTAL
 
-from mapush_rllib.checkpoints import write_manifest
+from mapush_rllib.checkpoints import ENV_STATE_KEY, write_manifest
 from mapush_rllib.env import ENV_CONFIG_REWARDS, runner_vec_envs
 from mapush_rllib.live_settings import LIVE_OVERRIDES, apply_live_settings, reward_scale_table, verify_live_settings
 from mapush_rllib.ray_compat import (
@@ -54,7 +54,6 @@ logger = logging.getLogger(__name__)
 # In every process that runs a member: RLlib's notices come while the algorithm is built, before `setup`.
 quiet_ray_notices()
 
-ENV_STATE_KEY = "mapush_env_state"
 EVALUATION_KEY = "mapush_last_evaluation"
 #: The simulators of this process whose task schedule holds the run's state (reported or loaded since built).
 _HOLD_RUN_STATE: weakref.WeakSet[MAPushVecEnv] = weakref.WeakSet()

@@ -18,11 +18,17 @@ from typing import Any
 
 import torch
 
-from mapush_rllib.checkpoints import MANIFEST, CheckpointError, checkpoint_index, newest_complete, verify
+from mapush_rllib.checkpoints import (
+    ALGORITHM_STATE,
+    MANIFEST,
+    CheckpointError,
+    checkpoint_index,
+    newest_complete,
+    verify,
+)
 from mapush_rllib.env import env_sections
 from mapush_rllib.task.config import AGENT_IDS, agent_index
 
-ALGORITHM_STATE = "algorithm_state.pkl"  # marks an Algorithm checkpoint (components have state.pkl)
 MODULES_DIR = Path("learner_group") / "learner" / "rl_module"
 
 

@@ -6,18 +6,27 @@ checkpoint `MAPushPPO` writes holds `mapush_checkpoint.json` (`MANIFEST`): each 
 result of the iteration it was taken at (what a resume needs to continue the counters). A checkpoint is complete
 when every listed file is there with its size and hash; resume and evaluate use complete checkpoints only, the
 newest first, and say why they pass over the others.
+
+A checkpoint to share (a result in a repository, a policy to start other runs from) does not need the simulators'
+state: `python -m mapush_rllib.checkpoints share <checkpoint> <folder>` copies one without it (`share`).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import pickle
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "mapush_checkpoint.json"
 MANIFEST_FORMAT = "mapush-checkpoint/1"
+#: The Algorithm state file of an RLlib checkpoint, and its entry holding every simulator's task-schedule state.
+ALGORITHM_STATE = "algorithm_state.pkl"
+ENV_STATE_KEY = "mapush_env_state"
 _CHECKPOINT_NAME = re.compile(r"checkpoint_(\d+)")
 
 
@@ -109,3 +118,50 @@ def newest_complete(trial_dir: str | Path) -> tuple[Checkpoint | None, list[str]
             passed_over.append(str(error))
     return None, passed_over
 
+
+
+def share(source: str | Path, destination: str | Path) -> Checkpoint:
+    """Copy the checkpoint at `source` to the new folder `destination` without its simulators' state, and return
+    the copy (complete, with its own manifest).
+
+    Why: that state (each env's task schedule, curriculum and random stream, ~1.3 kB per env: 5.5 MB at 4,096
+    envs) is what `--resume` needs to continue a run, not what evaluating the policies or starting a run from them
+    (`run.initial_policy`) needs; without it a checkpoint is a few hundred kB. Weights, optimizer state and
+    counters are kept.
+    """
+    source, destination = Path(source), Path(destination)
+    if not source.is_dir():
+        raise CheckpointError(f"{source} does not exist (name a checkpoint_<index> folder)")
+    result = verify(source).result if (source / MANIFEST).exists() else {}
+    if not (source / ALGORITHM_STATE).is_file():
+        raise CheckpointError(f"{source}: not an algorithm checkpoint (no {ALGORITHM_STATE})")
+    if destination.exists():
+        raise FileExistsError(f"{destination} exists: name a new folder for the copy")
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns(MANIFEST))
+    with open(destination / ALGORITHM_STATE, "rb") as f:
+        state = pickle.load(f)
+    state.pop(ENV_STATE_KEY, None)
+    with open(destination / ALGORITHM_STATE, "wb") as f:
+        pickle.dump(state, f)
+    write_manifest(destination, result)
+    return verify(destination)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mapush_rllib.checkpoints", description=share.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    share_command = commands.add_parser("share", help="copy a checkpoint without its simulators' state")
+    share_command.add_argument("checkpoint", help="a checkpoint_<index> folder")
+    share_command.add_argument("destination", help="a new folder for the copy")
+    args = parser.parse_args(argv)
+    try:
+        copy = share(args.checkpoint, args.destination)
+    except (CheckpointError, FileExistsError) as error:
+        parser.exit(2, f"error: {error}\n")
+    size = sum(path.stat().st_size for path in copy.path.rglob("*") if path.is_file())
+    print(f"{copy.path}: {size / 1e3:.0f} kB, iteration {copy.training_iteration}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

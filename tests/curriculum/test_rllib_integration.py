@@ -25,7 +25,8 @@ import torch
 
 from curriculum import CurriculumStats
 from curriculum.scheduler import STATE_TENSORS
-from mapush_rllib.algorithm import ENV_STATE_KEY, MAPushPPO
+from mapush_rllib.algorithm import MAPushPPO
+from mapush_rllib.checkpoints import ENV_STATE_KEY
 from mapush_rllib.env import runner_vec_envs
 from population.config import load_experiment
 from population.curriculum_hooks import curriculum_schedule

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import pytest
 import ray
 
+from mapush_rllib.checkpoints import ALGORITHM_STATE, ENV_STATE_KEY, share
 from mapush_rllib.evaluate import main as evaluate
 from population.config import load_experiment
 from population.run import build_algorithm_config
@@ -47,3 +49,20 @@ def test_the_members_evaluation_equals_evaluate_on_its_checkpoint(tmp_path: Path
         assert cli[key] == evaluation[key], key
     for agent in ("agent_0", "agent_1"):
         assert cli[f"contribution/{agent}/task_progress"] == evaluation["contribution"][agent]["task_progress"]
+
+    # The copy to share: no simulator state, smaller, complete, and the same team on the same episodes.
+    shared = share(checkpoint, tmp_path / "shared").path
+    with open(shared / ALGORITHM_STATE, "rb") as f:
+        assert ENV_STATE_KEY not in pickle.load(f)
+    with open(Path(checkpoint) / ALGORITHM_STATE, "rb") as f:
+        assert pickle.load(f)[ENV_STATE_KEY]
+    size = {folder: sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+            for folder in (checkpoint, shared)}
+    assert size[shared] < size[checkpoint]
+    with pytest.raises(FileExistsError, match="name a new folder"):
+        share(checkpoint, shared)
+    assert evaluate(["--policy", str(shared), "--num-envs", str(EVAL_ENVS), "--seed", str(EVAL_SEED), "--json"]) == 0
+    from_shared = json.loads(capsys.readouterr().out)
+    assert from_shared.pop("checkpoint") == str(shared)
+    assert from_shared.pop("wall_time_s") > 0
+    assert from_shared == {key: value for key, value in cli.items() if key not in ("checkpoint", "wall_time_s")}
