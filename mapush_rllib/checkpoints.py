@@ -119,7 +119,6 @@ def newest_complete(trial_dir: str | Path) -> tuple[Checkpoint | None, list[str]
     return None, passed_over
 
 
-
 def share(source: str | Path, destination: str | Path) -> Checkpoint:
     """Copy the checkpoint at `source` to the new folder `destination` without its simulators' state, and return
     the copy (complete, with its own manifest).
