@@ -8,6 +8,7 @@ what is mutated:
       entropy: per_policy             # each policy's entropy coefficient
       mutations:                      # anything else, with its bounds
         training.lr: [1.0e-4, 2.0e-3]
+        rewards.scales.own_push: [0.02, 0.08]   # a value mutated above: these bounds instead of the defaults
 
 `member_experiment` turns those shorthands into explicit values in the experiment (e.g. each agent's scale
 becomes an entry of `rewards.per_agent_scales`). Users, logs and reports see only these experiment paths;
@@ -65,7 +66,10 @@ class PBTConfig(StrictModel):
     reward_scale_range: float = Field(4.0, gt=1, description="scale bounds: default x/÷ this factor")
     entropy: Literal["per_policy", "shared", "none"] = Field("per_policy", description="mutate entropy coefficients")
     entropy_coeff_range: Range = Field((1e-4, 0.1), description="bounds of mutated entropy coefficients")
-    mutations: dict[str, Range] = Field(default_factory=dict, description="more dotted paths and their [low, high]")
+    mutations: dict[str, Range] = Field(
+        default_factory=dict,
+        description="more dotted paths and their [low, high]; for a value already mutated, its bounds",
+    )
     initial: Literal["perturbed", "identical"] = Field(
         "perturbed", description="members other than member 0 start from a perturbed copy of the config"
     )
@@ -120,10 +124,8 @@ def resolved_mutations(experiment) -> list[Mutation]:
             mutations.append(Mutation(f"training.per_module.{policy}.entropy_coeff", *pbt.entropy_coeff_range))
     elif pbt.entropy == "shared":
         mutations.append(Mutation("training.entropy_coeff", *pbt.entropy_coeff_range))
-    known = {m.path for m in mutations}
+    values = experiment.model_dump(mode="python")
     for path, (low, high) in pbt.mutations.items():
-        if path in known:
-            raise ValueError(f"pbt.mutations.{path}: already mutated by pbt.reward_scales / pbt.entropy")
         check_mutable(path)
         parts = path.split(".")
         if parts[:2] == ["rewards", "per_agent_scales"] and parts[-1] in pbt.shared_reward_terms:
@@ -134,8 +136,28 @@ def resolved_mutations(experiment) -> list[Mutation]:
         policies = experiment.training.policy_ids
         if parts[:2] == ["training", "per_module"] and parts[2] not in policies:
             raise ValueError(f"pbt.mutations.{path}: unknown policy {parts[2]!r}; policies: {list(policies)}")
-        mutations.append(Mutation(path, low, high))
+        mutation = Mutation(path, low, high)  # raises for bounds in the wrong order or around 0
+        start = _get_optional(values, path)
+        if start is not None and not low <= start <= high:
+            raise ValueError(f"pbt.mutations.{path}: the experiment starts it at {start:g}, outside [{low:g}, "
+                             f"{high:g}]; widen the bounds or set {path} inside them")
+        # A value pbt.reward_scales / pbt.entropy already mutates gets these bounds instead of its defaults.
+        known = [i for i, m in enumerate(mutations) if m.path == path]
+        if known:
+            mutations[known[0]] = mutation
+        else:
+            mutations.append(mutation)
     return mutations
+
+
+def _get_optional(config: dict, path: str) -> float | None:
+    """The value at a dotted path of the experiment, None where it is unset (e.g. a policy's own lr)."""
+    node = config
+    for key in path.split("."):
+        if not isinstance(node, dict) or node.get(key) is None:
+            return None
+        node = node[key]
+    return float(node)
 
 
 def _mutated_reward_scales(experiment) -> list[tuple[str, float]]:

@@ -43,6 +43,8 @@ CASES = [
     ("pbt: {mutations: {training.lr: [0.001, 0.0001]}}", "pbt.mutations.training.lr", "must be below"),
     ("pbt: {mutations: {training.batch: [1, 2]}}", "pbt.mutations.training.batch", "not a mutable value"),
     ("pbt: {mutations: {training.per_module.policy_9.lr: [0.0001, 0.001]}}", "policy_9", "unknown policy"),
+    ("pbt: {mutations: {training.lr: [0.001, 0.002]}}\ntraining: {lr: 0.0005}", "pbt.mutations.training.lr",
+     "outside [0.001, 0.002]"),  # member 0 would start outside the bounds
     ("pbt: {score: {freeloading_weight: 2}}", "pbt.score.freeloading_weight", "less than or equal to 1"),
     ("pbt: {}\nrun: {checkpoints_to_keep: 2}", "run.checkpoints_to_keep", "too few for PBT"),
     ("pbt: {perturbation_interval: 50}\nrun: {checkpoints_to_keep: 4, checkpoint_every_iterations: 10}",
@@ -131,6 +133,22 @@ def test_pbt_mutates_own_push_once_for_both_agents_only_when_it_is_switched_on()
     assert own_push(_reward_scale_mutations("rewards.scales.own_push=0.02", "pbt.shared_reward_terms=[]")) == {
         f"rewards.per_agent_scales.agent_{i}.own_push": pytest.approx((0.005, 0.08)) for i in range(2)
     }
+
+
+def test_explicit_bounds_replace_the_default_bounds_of_a_mutated_value():
+    default = _reward_scale_mutations("rewards.scales.own_push=0.02")
+    bounded = _reward_scale_mutations("rewards.scales.own_push=0.02",
+                                      "pbt.mutations={rewards.scales.own_push: [0.02, 0.08]}")
+    assert bounded["rewards.scales.own_push"] == (0.02, 0.08) != default["rewards.scales.own_push"]
+    assert list(bounded) == list(default), "one mutation per value, in its place"
+    from population.config import load_experiment
+    from population.members import plan_population
+
+    pbt_yaml = Path(__file__).parents[2] / "configs" / "pbt.yaml"
+    plan = plan_population(load_experiment(pbt_yaml, overrides=[
+        "rewards.scales.own_push=0.02", "pbt.mutations={rewards.scales.own_push: [0.02, 0.08]}"]))
+    starts = [member["rewards.scales.own_push"] for member in plan.initial]
+    assert all(0.02 <= value <= 0.08 for value in starts) and max(starts) > 0.02
 
 
 def test_shared_reward_scales_are_one_mutation_per_switched_on_term():
