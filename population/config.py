@@ -41,7 +41,11 @@ class StopConfig(StrictModel):
 
     training_iterations: int | None = Field(None, gt=0)
     env_steps: int | None = Field(None, gt=0, description="env steps sampled, summed over env runners")
-    time_s: float | None = Field(None, gt=0, description="wall-clock seconds of training")
+    time_s: float | None = Field(
+        None, gt=0,
+        description="seconds a member spent in training iterations (Tune's time_total_s, kept across --resume); "
+                    "its evaluations, checkpoints and start-up are not counted",
+    )
 
     @model_validator(mode="after")
     def _some_limit(self) -> StopConfig:
