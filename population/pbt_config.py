@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from mapush_rllib.sim.schema import Range, StrictModel, check_range
 from mapush_rllib.task.config import AGENT_IDS, REWARD_TERMS
-from population.explore import Mutation
+from population.explore import Mutation, get_path
 
 
 class ScoreConfig(StrictModel):
@@ -137,7 +137,7 @@ def resolved_mutations(experiment) -> list[Mutation]:
         if parts[:2] == ["training", "per_module"] and parts[2] not in policies:
             raise ValueError(f"pbt.mutations.{path}: unknown policy {parts[2]!r}; policies: {list(policies)}")
         mutation = Mutation(path, low, high)  # raises for bounds in the wrong order or around 0
-        start = _get_optional(values, path)
+        start = _starting_value(values, path)
         if start is not None and not low <= start <= high:
             raise ValueError(f"pbt.mutations.{path}: the experiment starts it at {start:g}, outside [{low:g}, "
                              f"{high:g}]; widen the bounds or set {path} inside them")
@@ -150,14 +150,13 @@ def resolved_mutations(experiment) -> list[Mutation]:
     return mutations
 
 
-def _get_optional(config: dict, path: str) -> float | None:
-    """The value at a dotted path of the experiment, None where it is unset (e.g. a policy's own lr)."""
-    node = config
-    for key in path.split("."):
-        if not isinstance(node, dict) or node.get(key) is None:
-            return None
-        node = node[key]
-    return float(node)
+def _starting_value(config: dict, path: str) -> float | None:
+    """The experiment's value at a mutated path, None where it is unset (e.g. a policy's own lr)."""
+    try:
+        value = get_path(config, path)
+    except (KeyError, TypeError):  # a section or entry that is not there
+        return None
+    return None if value is None else float(value)
 
 
 def _mutated_reward_scales(experiment) -> list[tuple[str, float]]:
