@@ -138,7 +138,10 @@ def resolved_mutations(experiment) -> list[Mutation]:
             raise ValueError(f"pbt.mutations.{path}: unknown policy {parts[2]!r}; policies: {list(policies)}")
         mutation = Mutation(path, low, high)  # raises for bounds in the wrong order or around 0
         start = _starting_value(values, path)
-        if start is not None and not low <= start <= high:
+        if start is None:  # e.g. a policy's own lr, which follows training.lr unless set
+            raise ValueError(f"pbt.mutations.{path}: the experiment does not set it, so there is no value to start "
+                             f"from; set {path} in the experiment")
+        if not low <= start <= high:
             raise ValueError(f"pbt.mutations.{path}: the experiment starts it at {start:g}, outside [{low:g}, "
                              f"{high:g}]; widen the bounds or set {path} inside them")
         # A value pbt.reward_scales / pbt.entropy already mutates gets these bounds instead of its defaults.
@@ -151,7 +154,7 @@ def resolved_mutations(experiment) -> list[Mutation]:
 
 
 def _starting_value(config: dict, path: str) -> float | None:
-    """The experiment's value at a mutated path, None where it is unset (e.g. a policy's own lr)."""
+    """The experiment's value at a mutated path, None where it is unset."""
     try:
         value = get_path(config, path)
     except (KeyError, TypeError):  # a section or entry that is not there

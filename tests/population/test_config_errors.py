@@ -45,6 +45,8 @@ CASES = [
     ("pbt: {mutations: {training.per_module.policy_9.lr: [0.0001, 0.001]}}", "policy_9", "unknown policy"),
     ("pbt: {mutations: {training.lr: [0.001, 0.002]}}\ntraining: {lr: 0.0005}", "pbt.mutations.training.lr",
      "outside [0.001, 0.002]"),  # member 0 would start outside the bounds
+    ("pbt: {entropy: none, mutations: {training.per_module.policy_0.lr: [0.0001, 0.001]}}",
+     "pbt.mutations.training.per_module.policy_0.lr", "does not set it"),  # was a TypeError traceback
     ("pbt: {score: {freeloading_weight: 2}}", "pbt.score.freeloading_weight", "less than or equal to 1"),
     ("pbt: {}\nrun: {checkpoints_to_keep: 2}", "run.checkpoints_to_keep", "too few for PBT"),
     ("pbt: {perturbation_interval: 50}\nrun: {checkpoints_to_keep: 4, checkpoint_every_iterations: 10}",
