@@ -25,7 +25,6 @@ import torch
 from curriculum.levels import build_level_table
 from mapush_rllib.evaluate import load_policy
 from mapush_rllib.task.calculator import first_episodes
-from mapush_rllib.task.metrics import EpisodeStats
 from mapush_rllib.task.vec_env import MAPushVecEnv
 from population.config import load_experiment
 
@@ -35,11 +34,6 @@ def rate(success: torch.Tensor, mask: torch.Tensor) -> dict:
     return {"episodes": n, "success_rate": round(float(success[mask].float().mean()), 3) if n else None}
 
 
-def by_env(stats: EpisodeStats) -> EpisodeStats:
-    """First-episode stats ordered by env id (first_episodes returns them in finishing order)."""
-    return stats.select(torch.argsort(stats.env_ids))
-
-
 def per_level(experiment, policy, envs_per_level: int, seed: int) -> list[dict]:
     """Success of each level of the curriculum table (the full task last), envs_per_level envs each."""
     table = build_level_table(experiment.curriculum, experiment.task, experiment.simulator.physics)
@@ -47,7 +41,7 @@ def per_level(experiment, policy, envs_per_level: int, seed: int) -> list[dict]:
     sim = experiment.simulator.model_copy(update={"num_envs": len(rows)})
     env = MAPushVecEnv(sim, experiment.task, experiment.rewards, seed=seed)
     env.set_task_params(torch.arange(len(rows)), **table.params(rows))
-    stats = by_env(first_episodes(env, policy)[0])
+    stats = first_episodes(env, policy)[0]  # ordered by env
     env.close()
     names = [f"level {k}" for k in range(table.num_levels)] + ["full task"]
     return [
@@ -62,7 +56,7 @@ def full_task_anatomy(experiment, policy, num_envs: int, seed: int) -> dict:
     env = MAPushVecEnv(sim, experiment.task, experiment.rewards, seed=seed)
     env.reset()
     start = env.state.clone()  # (E, 17); first_episodes resets again with the same seed: the same episodes
-    stats = by_env(first_episodes(env, policy)[0])
+    stats = first_episodes(env, policy)[0]  # ordered by env
     env.close()
 
     box_xy, box_yaw, target_xy = start[:, 0:2], start[:, 2], start[:, 3:5]

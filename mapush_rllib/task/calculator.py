@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -60,7 +61,12 @@ def first_episodes(
     env: MAPushVecEnv, policy: Policy, *, record_envs: int = 0, progress: bool = False
 ) -> tuple[EpisodeStats, np.ndarray | None]:
     """Reset every env to its first episode under the env's seed, roll out until every env finished it, and
-    return those episodes' stats (in the order they finished).
+    return those episodes' stats, ordered by env.
+
+    Each env's first episode is written into a per-env table as it ends, so a step costs no host read beyond the
+    env's own (which envs reset); whether every env has finished is read every `FINISHED_CHECK_STEPS` steps. On a
+    GPU shared by a population each host read waits for the other members' work: this loop is the evaluation's
+    whole cost (1,000 sequential steps when any episode times out).
 
     Args:
         record_envs: also return the global state of the first k envs at every step, (T, k, 17), for
@@ -68,27 +74,53 @@ def first_episodes(
     """
     env.reset(seed=env.seed)  # the same first episodes every time the protocol runs on this env
     finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
-    parts, frames = [], []
+    first: EpisodeStats | None = None  # row k: env k's first episode, once finished[k]
+    frames = []
     initial = env.state[:record_envs].clone()
     bar = tqdm(total=env.num_envs, desc="episodes", disable=not progress, file=sys.stderr)
     with torch.no_grad():
-        for _ in range(env.max_episode_steps):
+        for step in range(1, env.max_episode_steps + 1):
             result = env.step(policy(env.obs, env.episode_box_size))
             if record_envs:
                 last = frames[-1] if frames else initial
                 frames.append(torch.where(finished[:record_envs, None], last, result.state[:record_envs]).cpu())
-            if result.episodes is not None:
-                new = ~finished[result.episodes.env_ids]
-                if bool(new.any()):
-                    parts.append(result.episodes.select(new))
-                    finished[result.episodes.env_ids[new]] = True
-                    bar.update(int(new.sum()))
-            if bool(finished.all()):
+            if result.episodes is not None:  # the env's own host read: some envs reset in this step
+                first = _keep_first(first, result.episodes, finished, env.num_envs)
+                if progress:
+                    bar.n = int(finished.sum())
+                    bar.refresh()
+            if step % FINISHED_CHECK_STEPS == 0 and bool(finished.all()):
                 break
     bar.close()
-    stats = EpisodeStats.cat(parts)
+    if first is None or not bool(finished.all()):
+        raise RuntimeError(f"{int((~finished).sum())} of {env.num_envs} envs did not finish an episode in "
+                           f"{env.max_episode_steps} steps (the episode length limit)")
     recorded = torch.stack([initial.cpu(), *frames]).numpy() if record_envs else None
-    return stats, recorded
+    return first, recorded
+
+
+#: How often `first_episodes` reads whether every env has finished (a host sync); a check that comes late only
+#: plays up to this many steps more, whose episodes are not kept.
+FINISHED_CHECK_STEPS = 20
+
+
+def _keep_first(first: EpisodeStats | None, ended: EpisodeStats, finished: torch.Tensor, num_envs: int) -> EpisodeStats:
+    """Write the episodes that just `ended` into the per-env table `first` where their env had not finished
+    yet, and mark those envs finished; no host read (the envs of one step are distinct)."""
+    ids = ended.env_ids
+    new = ~finished[ids]
+    if first is None:
+        first = EpisodeStats(**{
+            f.name: torch.zeros((num_envs, *getattr(ended, f.name).shape[1:]), dtype=getattr(ended, f.name).dtype,
+                                device=finished.device)
+            for f in fields(EpisodeStats)
+        })
+    for f in fields(EpisodeStats):
+        table, value = getattr(first, f.name), getattr(ended, f.name)
+        keep = new.view(-1, *([1] * (value.dim() - 1)))
+        table[ids] = torch.where(keep, value, table[ids])
+    finished[ids] = True
+    return first
 
 
 class CoalitionPolicy:
@@ -120,8 +152,7 @@ def evaluate_team(
     num_envs = env.num_envs // blocks
     acting = CoalitionPolicy(policy, num_envs, PLAYED[:blocks], env.device) if blocks > 1 else policy
     stats, frames = first_episodes(env, acting, record_envs=record_envs, progress=progress)
-    order = torch.argsort(stats.env_ids)
-    stats = stats.select(order)  # by env; block b holds envs b*N .. b*N+N-1
+    # ordered by env: block b holds envs b*N .. b*N+N-1
     per_block = [stats.select(slice(b * num_envs, (b + 1) * num_envs)) for b in range(blocks)]
     team = per_block[0]
     metrics = summarize(team)

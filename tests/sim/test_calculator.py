@@ -8,7 +8,7 @@ import torch
 
 from mapush_rllib.episode_window import EpisodeWindow
 from mapush_rllib.sim.config import SimConfig
-from mapush_rllib.task.calculator import evaluate_team, evaluation_env
+from mapush_rllib.task.calculator import evaluate_team, evaluation_env, first_episodes
 from mapush_rllib.task.config import RewardConfig, TaskConfig
 from mapush_rllib.task.metrics import EpisodeStats
 from mapush_rllib.task.scripted import ScriptedPushPolicy
@@ -102,3 +102,22 @@ def test_the_drawn_envs_are_episodes_of_the_seed_whatever_the_number_of_envs() -
 
     assert torch.equal(first_four(4, seed=5), first_four(40, seed=5))
     assert not torch.allclose(first_four(4, seed=5), first_four(4, seed=6))
+
+
+def test_first_episodes_keeps_each_envs_first_episode_in_env_order() -> None:
+    """The per-env table holds the episode each env ended first (not a later one of the same env), by env."""
+    env = MAPushVecEnv(SIM.with_num_envs(12), TaskConfig(), RewardConfig(), seed=4)
+    policy = ScriptedPushPolicy()
+    stats, _ = first_episodes(env, policy)
+    env.reset(seed=4)
+    first_length = torch.full((12,), -1)
+    while (first_length < 0).any():
+        ended = env.step(policy(env.obs, env.episode_box_size)).episodes
+        if ended is not None:
+            for env_id, length in zip(ended.env_ids.tolist(), ended.length_steps.tolist(), strict=True):
+                if first_length[env_id] < 0:
+                    first_length[env_id] = length
+    env.close()
+    assert stats.env_ids.tolist() == list(range(12))
+    assert stats.length_steps.tolist() == first_length.tolist()
+    assert len(set(first_length.tolist())) > 1  # episodes ended at different steps: later ones were ignored
