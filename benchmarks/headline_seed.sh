@@ -3,48 +3,57 @@
 # wall-clock budget longer than one device call (10 min at most), so it runs in two calls back to back:
 #   SEED=1 LIMIT_S=540 bash benchmarks/headline_seed.sh start  [--set KEY=VALUE ...]   # stopped by LIMIT_S
 #   SEED=1 LIMIT_S=420 bash benchmarks/headline_seed.sh resume [the same --set ...]    # --resume, then pack
+#   SEED=1 LIMIT_S=560 bash benchmarks/headline_seed.sh baseline [--set ...]   # plain separate-policy PPO, alone
 # (after `gpu_setup.sh install` and `export PYTHONPATH=/tmp/site:<checkout>`). The run ends by itself once each
 # member has trained TIME_S seconds (run.stop.time_s, Tune's time_total_s: carried through the resume); the wall
 # time of both calls, start-up included, is what the issue's 15-minute budget counts (wall.txt).
 # Files under $OUT: wall.txt, <phase>.log and, after `resume`, seed_<k>.tar.gz: per member its best evaluated
 # checkpoint (population.checkpoint_retention) and its newest complete one (copies without the simulators' state,
-# `python -m mapush_rllib.checkpoints share`), its progress.csv, Tune's PBT logs and the resolved experiment;
-# evaluate them on CPU with `python -m mapush_rllib.evaluate --policy <checkpoint>`.
+# `python -m mapush_rllib.checkpoints share`), its progress.csv and result.json, Tune's PBT logs and the resolved
+# experiment; evaluate them on CPU with `python -m mapush_rllib.evaluate --policy <checkpoint>`, draw the lineage
+# with `python -m population.report seed_<k> --no-gif`.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-phase=${1:?start or resume}; shift
+# The baseline (`baseline`): `configs/gpu.yaml` without curriculum (one member alone on the GPU, MAPush's rewards,
+# no PBT), the same seed, stopped by LIMIT_S; every complete checkpoint (each EVERY iterations) is packed into
+# $OUT/plain_<k>.tar.gz, to be evaluated on CPU at the env-step marks the population reached.
+phase=${1:?start, resume or baseline}; shift
 SEED=${SEED:-0}
-CONFIG=${CONFIG:-configs/pbt_gpu.yaml}
 OUT=${OUT:-/tmp/headline_seed}
-STORAGE=/tmp/runs/seed_$SEED
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 RAY_AUTH_MODE=disabled
 
 case $phase in
-  start) rm -rf "$STORAGE"; resume=() ;;
-  resume) resume=(--resume) ;;
-  *) echo "unknown phase $phase: start or resume" >&2; exit 2 ;;
+  start) STORAGE=/tmp/runs/seed_$SEED; rm -rf "$STORAGE"; settings=(--set "run.stop.time_s=${TIME_S:-750}") ;;
+  resume) STORAGE=/tmp/runs/seed_$SEED; settings=(--resume --set "run.stop.time_s=${TIME_S:-750}") ;;
+  baseline) STORAGE=/tmp/runs/plain_$SEED; rm -rf "$STORAGE"; EVERY=${EVERY:-80}
+    settings=(--set curriculum.enabled=false --set "run.checkpoint_every_iterations=$EVERY"
+              --set "evaluation.interval_iterations=$EVERY") ;;
+  *) echo "unknown phase $phase: start, resume or baseline" >&2; exit 2 ;;
 esac
+[[ $phase == baseline ]] && CONFIG=${CONFIG:-configs/gpu.yaml} || CONFIG=${CONFIG:-configs/pbt_gpu.yaml}
 SECONDS=0
-timeout "${LIMIT_S:-540}" python3 -m population.run "$CONFIG" --storage "$STORAGE" "${resume[@]}" \
-  --set "run.seed=$SEED" --set "run.stop.time_s=${TIME_S:-750}" "$@" > "$OUT/$phase.log" 2>&1
+timeout "${LIMIT_S:-540}" python3 -m population.run "$CONFIG" --storage "$STORAGE" "${settings[@]}" \
+  --set "run.seed=$SEED" "$@" > "$OUT/$phase.log" 2>&1
 status=$?
 echo "$phase: population.run exit $status (124: stopped by LIMIT_S), wall $SECONDS s" \
   | tee -a "$OUT/wall.txt"
-[[ $phase == resume ]] || exit 0
+[[ $phase == start ]] && exit 0
 
-pack=/tmp/pack/seed_$SEED
+[[ $phase == baseline ]] && name=plain_$SEED || name=seed_$SEED
+pack=/tmp/pack/$name
 rm -rf "$pack" && mkdir -p "$pack"
-python3 - "$STORAGE" "$pack" <<'EOF'
-"""Copy each member's best evaluated and newest complete checkpoint, with its logs, into the pack."""
+python3 - "$STORAGE" "$pack" "$phase" <<'EOF'
+"""Copy each member's best evaluated and newest complete checkpoint (the baseline: every complete one), with
+its logs, into the pack."""
 import shutil
 import sys
 from pathlib import Path
 
 from mapush_rllib.checkpoints import newest_complete, share
-from population.checkpoint_retention import best_checkpoint
+from population.checkpoint_retention import best_checkpoint, recorded_checkpoints
 
-storage, pack = Path(sys.argv[1]), Path(sys.argv[2])
+storage, pack, phase = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 run = sorted(p for p in storage.iterdir() if p.is_dir())[-1]
 for name in ("experiment.yaml", "population.json", "pbt_global.txt"):
     if (run / name).exists():
@@ -52,17 +61,20 @@ for name in ("experiment.yaml", "population.json", "pbt_global.txt"):
 for trial in sorted(run.glob("member_*")):
     member = pack / "_".join(trial.name.split("_")[:2])
     member.mkdir()
-    for name in ("progress.csv", "params.json"):
+    for name in ("progress.csv", "params.json", "result.json"):  # result.json: `population.report` (lineage)
         if (trial / name).exists():
             shutil.copy(trial / name, member / name)
     trial_id = trial.name.split("_", 2)[2]  # member_<k>_<Tune trial id>
     if (run / f"pbt_policy_{trial_id}.txt").exists():
         shutil.copy(run / f"pbt_policy_{trial_id}.txt", member / "pbt_policy.txt")
     best, (newest, _) = best_checkpoint(trial), newest_complete(trial)
-    for label, checkpoint in (("best", best), ("newest", newest)):
+    chosen = [("best", best), ("newest", newest)]
+    if phase == "baseline":
+        chosen = [("ckpt", checkpoint) for checkpoint in recorded_checkpoints(trial)[0]]
+    for label, checkpoint in chosen:
         if checkpoint is not None:
             share(checkpoint.path, member / f"{label}_{checkpoint.path.name}")  # ~0.5 MB, not 6 MB
             print(member.name, label, checkpoint.path.name, "iteration", checkpoint.training_iteration)
 EOF
-tar -czf "$OUT/seed_$SEED.tar.gz" -C /tmp/pack "seed_$SEED"
+tar -czf "$OUT/$name.tar.gz" -C /tmp/pack "$name"
 ls -la "$OUT"
