@@ -3,8 +3,8 @@
 #
 # The lent GPU machines (Python 3.12, torch with CUDA, no internet) lack MuJoCo, MuJoCo Warp, Warp, pydantic and
 # Ray, and one transfer carries at most 64 MiB, while warp-lang alone is 142 MiB. So the wheels travel as one tar
-# split into parts of at most 52,000,000 bytes, one part per `run` call, kept outside the checkout on the machine
-# until the last part arrives (the machine stays warm ~30 s after a call: make the calls back to back).
+# split into parts of what the checkout leaves of a transfer, one part per `run` call, kept outside the checkout
+# on the machine until the last part arrives (the machine stays warm ~30 s after a call: make the calls back to back).
 #
 # Here (a machine with pip and the package index), once:
 #   bash benchmarks/gpu_setup.sh download sim      # MuJoCo Warp set: mujoco, mujoco-warp, warp-lang, pydantic
@@ -24,7 +24,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WHEELS=${WHEELS:-.whl}
 PARTS_DIR=/tmp/gpu_parts
 SITE=/tmp/site
-PART_BYTES=52000000  # 49.6 MiB: leaves ~14 MiB of the 64 MiB transfer for the checkout (5.6 MB today)
+TRANSFER_BYTES=67108864  # 64 MiB: one call carries the checkout's files and one part
 
 # The packages the GPU image lacks, pinned to what the project is tested with (cp312, manylinux x86_64).
 SIM_WHEELS=(mujoco==3.17.0 mujoco-warp==3.17.0 warp-lang==1.19.0
@@ -56,7 +56,11 @@ download() {
 pack() {
   rm -rf "$WHEELS"/part-* "$WHEELS/bundle.tar"
   tar -cf "$WHEELS/bundle.tar" -C "$WHEELS" wheels
-  split -b "$PART_BYTES" -d -a 1 --numeric-suffixes=1 "$WHEELS/bundle.tar" "$WHEELS/bundle.tar."
+  local checkout part_bytes  # a part fills what the checkout (committed results grow it) leaves, less 4 MiB
+  checkout=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)
+  part_bytes=$((TRANSFER_BYTES - checkout - 4194304))
+  echo "checkout $checkout bytes: parts of $part_bytes bytes"
+  split -b "$part_bytes" -d -a 1 --numeric-suffixes=1 "$WHEELS/bundle.tar" "$WHEELS/bundle.tar."
   local sum parts
   sum=$(sha256sum "$WHEELS/bundle.tar" | cut -d' ' -f1)
   parts=$(ls "$WHEELS"/bundle.tar.* | wc -l)
