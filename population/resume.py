@@ -49,7 +49,7 @@ def member_dirname(trial) -> str:  # noqa: ANN001 -- a Tune Trial
 
 def member_index(trial_path: str | Path) -> int | None:
     """The member of a trial folder that `member_dirname` named."""
-    match = re.match(r"member_(\d+)_", Path(trial_path).name)
+    match = re.match(r"member_(\d+)(?:_|$)", Path(trial_path).name)  # also a packed copy, `member_<k>`
     return int(match.group(1)) if match else None
 
 

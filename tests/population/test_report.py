@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from population.report import LEVEL_KEYS, SUCCESS_KEYS, Member, load_exploits
+from population.report import LEVEL_KEYS, SUCCESS_KEYS, Member, load_exploits, load_members
 
 
 def test_exploits_after_a_resume_name_the_members_without_tunes_perturbed_suffix(tmp_path) -> None:
@@ -35,3 +35,15 @@ def test_evaluation_curves_have_one_point_per_evaluation_and_others_one_per_resu
     assert member.env_steps_series(SUCCESS_KEYS) == ([200, 400], [0.25, 0.5])
     assert member.env_steps_series(LEVEL_KEYS)[0] == [100, 200, 300, 400, 500]
     assert member.at_env_steps(SUCCESS_KEYS, 350) == 0.25
+
+
+def test_members_are_read_from_trial_folders_and_from_packed_copies_named_member_k(tmp_path) -> None:
+    """`benchmarks/headline_seed.sh` packs trial `member_<k>_<id>` as `member_<k>`: the report names it member k."""
+    for folder, trial_id in (("member_0_7dc0f_00000", "7dc0f_00000"), ("member_3", "7dc0f_00003"),
+                             ("member_12", "7dc0f_00012")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "result.json").write_text(json.dumps({"trial_id": trial_id}) + "\n")
+    (tmp_path / "member_3x").mkdir()  # not a member folder: falls back to the result's tag
+    (tmp_path / "member_3x" / "result.json").write_text(json.dumps({"trial_id": "t", "experiment_tag": "5_x"}) + "\n")
+    assert [(member.index, member.tag) for member in load_members(tmp_path)] == [
+        (0, "0_member=0"), (3, "3_member=3"), (5, "5_x"), (12, "12_member=12")]
