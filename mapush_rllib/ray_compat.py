@@ -286,6 +286,7 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
     their processes.
 
     - `split_population(scores, quantile_fraction)`: which members are replaced and which are copied;
+    - `before_explore(trial)`: a member is about to copy a donor's config and explore it;
     - `keep_member_identity(new_config, own_config)`: a member's config after it copied a donor's and explored;
     - `before_exploit_logged(trial)`: runs before Tune appends an exploit to its logs;
     - `on_exploit(trial, donor, new_config, scores)`: a member is about to continue as an explored copy.
@@ -298,6 +299,9 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
     def split_population(self, scores: dict[Any, float], quantile_fraction: float) -> tuple[list, list]:
         """(members to replace, members to copy from) given the last score of every unfinished member."""
         raise NotImplementedError
+
+    def before_explore(self, trial: Any) -> None:
+        """Called before Tune explores the donor's config for `trial` (its `custom_explore_fn` sees only that)."""
 
     def keep_member_identity(self, new_config: dict, own_config: dict) -> None:
         """Change `new_config` (the donor's, explored) in place before the member continues with it."""
@@ -378,6 +382,7 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
         return self.split_population(scores, self._quantile_fraction)
 
     def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict, dict]:
+        self.before_explore(trial)
         new_config, operations = super()._get_new_config(trial, trial_to_clone)
         self.keep_member_identity(new_config, trial.config)
         scores = (self._trial_state[trial].last_score, self._trial_state[trial_to_clone].last_score)

@@ -15,7 +15,10 @@ until all have their score for it. Two more things differ from Tune's:
   brought back from the run folder (`population.tune_logs`).
 - **How they are mutated** (`MemberExplorer`, Tune's public `custom_explore_fn` hook with no built-in
   mutations): `population.explore.explore` in log space with clamping, on the donor's config; the receiver
-  keeps its own identity (`IDENTITY_PATHS`: member index and seeds, restored in `_get_new_config`).
+  keeps its own identity (`IDENTITY_PATHS`: member index and seeds, restored in `_get_new_config`). Its random
+  draws come from (run seed, member, iteration), not from one stream: a resumed run (a fresh scheduler) would
+  otherwise replay the draws of the run's first exploits (seen on the H200: after `--resume`, an exploit at
+  iteration 241 drew exactly the values of one at iteration 120).
 """
 
 from __future__ import annotations
@@ -52,9 +55,15 @@ class MemberExplorer:
                  resample_probability: float, factor_range: tuple[float, float]) -> None:
         self.mutations = mutations
         self.locations = locations
+        self.seed = seed
         self.rng = random.Random(seed)
         self.resample_probability = resample_probability
         self.factor_range = factor_range
+
+    def for_decision(self, member: int, iteration: int) -> None:
+        """Draw the next exploration from (run seed, member, iteration): the same draws in a resumed run as in
+        one that never stopped, and different draws at every decision."""
+        self.rng = random.Random(f"{self.seed}/{member}/{iteration}")
 
     def __call__(self, config: dict) -> dict:
         values: dict = {}  # the mutated values, laid out as in the experiment file
@@ -100,6 +109,9 @@ class ConservativePBT(PopulationBasedTrainingWithHooks):
     def __setstate__(self, state: dict) -> None:  # a resumed run unpickles the scheduler: no __init__
         super().__setstate__(state)
         quiet_tunes_exploit_lines()
+
+    def before_explore(self, trial) -> None:  # noqa: ANN001 -- a Tune Trial
+        self.explorer.for_decision(trial.config.get("member", 0), trial.last_result.get("training_iteration", 0))
 
     def keep_member_identity(self, new_config: dict, own_config: dict) -> None:
         for path in IDENTITY_PATHS:
