@@ -57,6 +57,11 @@ def evaluation_env(
     return MAPushVecEnv(sim.with_num_envs(num_envs * blocks), task, rewards, seed=seed, env_ids=env_ids)
 
 
+#: How often `first_episodes` reads whether every env has finished (a host sync); a check that comes late only
+#: plays up to this many steps more, whose episodes are not kept.
+FINISHED_CHECK_STEPS = 20
+
+
 def first_episodes(
     env: MAPushVecEnv, policy: Policy, *, record_envs: int = 0, progress: bool = False
 ) -> tuple[EpisodeStats, np.ndarray | None]:
@@ -64,9 +69,9 @@ def first_episodes(
     return those episodes' stats, ordered by env.
 
     Each env's first episode is written into a per-env table as it ends, so a step costs no host read beyond the
-    env's own (which envs reset); whether every env has finished is read every `FINISHED_CHECK_STEPS` steps. On a
-    GPU shared by a population each host read waits for the other members' work: this loop is the evaluation's
-    whole cost (1,000 sequential steps when any episode times out).
+    env's own (which envs reset); whether every env has finished is read every `FINISHED_CHECK_STEPS` steps. This
+    loop is the evaluation's whole cost: 1,000 sequential steps when any episode times out, each about as long as
+    a training step on a GPU whatever the number of envs (`benchmarks/evaluation_cost.py`).
 
     Args:
         record_envs: also return the global state of the first k envs at every step, (T, k, 17), for
@@ -97,11 +102,6 @@ def first_episodes(
                            f"{env.max_episode_steps} steps (the episode length limit)")
     recorded = torch.stack([initial.cpu(), *frames]).numpy() if record_envs else None
     return first, recorded
-
-
-#: How often `first_episodes` reads whether every env has finished (a host sync); a check that comes late only
-#: plays up to this many steps more, whose episodes are not kept.
-FINISHED_CHECK_STEPS = 20
 
 
 def _keep_first(first: EpisodeStats | None, ended: EpisodeStats, finished: torch.Tensor, num_envs: int) -> EpisodeStats:
