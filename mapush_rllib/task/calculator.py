@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import fields
 
 import numpy as np
 import torch
@@ -57,21 +56,14 @@ def evaluation_env(
     return MAPushVecEnv(sim.with_num_envs(num_envs * blocks), task, rewards, seed=seed, env_ids=env_ids)
 
 
-#: How often `first_episodes` reads whether every env has finished (a host sync); a check that comes late only
-#: plays up to this many steps more, whose episodes are not kept.
-FINISHED_CHECK_STEPS = 20
-
-
 def first_episodes(
     env: MAPushVecEnv, policy: Policy, *, record_envs: int = 0, progress: bool = False
 ) -> tuple[EpisodeStats, np.ndarray | None]:
     """Reset every env to its first episode under the env's seed, roll out until every env finished it, and
     return those episodes' stats, ordered by env.
 
-    Each env's first episode is written into a per-env table as it ends, so a step costs no host read beyond the
-    env's own (which envs reset); whether every env has finished is read every `FINISHED_CHECK_STEPS` steps. This
-    loop is the evaluation's whole cost: 1,000 sequential steps when any episode times out, each about as long as
-    a training step on a GPU whatever the number of envs (`benchmarks/evaluation_cost.py`).
+    This loop is the evaluation's whole cost: 1,000 sequential steps when any episode times out, each about as
+    long as a training step on a GPU whatever the number of envs (`benchmarks/evaluation_cost.py`).
 
     Args:
         record_envs: also return the global state of the first k envs at every step, (T, k, 17), for
@@ -79,48 +71,28 @@ def first_episodes(
     """
     env.reset(seed=env.seed)  # the same first episodes every time the protocol runs on this env
     finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
-    first: EpisodeStats | None = None  # row k: env k's first episode, once finished[k]
-    frames = []
+    parts, frames = [], []
     initial = env.state[:record_envs].clone()
     bar = tqdm(total=env.num_envs, desc="episodes", disable=not progress, file=sys.stderr)
     with torch.no_grad():
-        for step in range(1, env.max_episode_steps + 1):
+        for _ in range(env.max_episode_steps):
             result = env.step(policy(env.obs, env.episode_box_size))
             if record_envs:
                 last = frames[-1] if frames else initial
                 frames.append(torch.where(finished[:record_envs, None], last, result.state[:record_envs]).cpu())
-            if result.episodes is not None:  # the env's own host read: some envs reset in this step
-                first = _keep_first(first, result.episodes, finished, env.num_envs)
-                if progress:
-                    bar.n = int(finished.sum())
-                    bar.refresh()
-            if step % FINISHED_CHECK_STEPS == 0 and bool(finished.all()):
+            if result.episodes is not None:
+                new = ~finished[result.episodes.env_ids]
+                if bool(new.any()):
+                    parts.append(result.episodes.select(new))
+                    finished[result.episodes.env_ids[new]] = True
+                    bar.update(int(new.sum()))
+            if bool(finished.all()):
                 break
     bar.close()
-    if first is None or not bool(finished.all()):
-        raise RuntimeError(f"{int((~finished).sum())} of {env.num_envs} envs did not finish an episode in "
-                           f"{env.max_episode_steps} steps (the episode length limit)")
+    stats = EpisodeStats.cat(parts)
+    stats = stats.select(torch.argsort(stats.env_ids))  # in finishing order until here
     recorded = torch.stack([initial.cpu(), *frames]).numpy() if record_envs else None
-    return first, recorded
-
-
-def _keep_first(first: EpisodeStats | None, ended: EpisodeStats, finished: torch.Tensor, num_envs: int) -> EpisodeStats:
-    """Write the episodes that just `ended` into the per-env table `first` where their env had not finished
-    yet, and mark those envs finished; no host read (the envs of one step are distinct)."""
-    ids = ended.env_ids
-    new = ~finished[ids]
-    if first is None:
-        first = EpisodeStats(**{
-            f.name: torch.zeros((num_envs, *getattr(ended, f.name).shape[1:]), dtype=getattr(ended, f.name).dtype,
-                                device=finished.device)
-            for f in fields(EpisodeStats)
-        })
-    for f in fields(EpisodeStats):
-        table, value = getattr(first, f.name), getattr(ended, f.name)
-        keep = new.view(-1, *([1] * (value.dim() - 1)))
-        table[ids] = torch.where(keep, value, table[ids])
-    finished[ids] = True
-    return first
+    return stats, recorded
 
 
 class CoalitionPolicy:
