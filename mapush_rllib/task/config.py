@@ -34,6 +34,7 @@ REWARD_TERMS = (
     "push",
     "ocb",
     "own_push",
+    "joint_push",
 )
 
 
@@ -93,6 +94,9 @@ class RewardScales(StrictModel):
     ocb: float = 0.004
     own_push: float = Field(
         0.0, description="not MAPush's (0 keeps its reward): each agent's own push on the box toward the target"
+    )
+    joint_push: float = Field(
+        0.0, description="not MAPush's (0 keeps its reward): paid to both agents only while both push toward the target"
     )
 
 

@@ -1,5 +1,5 @@
 """The seven MAPush reward terms (`go1_push_mid_wrapper.py:307-389`, spec §3), computed from simulator state,
-and one of ours, `own_push` (scale 0 by default, so the reward is MAPush's unless it is turned on).
+and two of ours, `own_push` and `joint_push` (scale 0 by default, so the reward is MAPush's unless turned on).
 
 Each term is a small pure function of `RewardInputs` returning its *unscaled* value, either shared by
 the team, shape (E,), or per agent, shape (E, A). The reward of agent i is sum_k scale[i, k] * term_k,
@@ -111,8 +111,25 @@ def own_push(x: RewardInputs) -> torch.Tensor:
     pushes a box light enough for one earns them too: the freeloading optimum of separate policies. This term
     pays each robot for its own contact force, capped low, so that two robots pushing earn more than one pushing hard.
     """
+    return _pushing_toward_target(x)[:, None] * (x.agent_box_force / OWN_PUSH_FULL_FORCE_N).clamp(max=1.0)
+
+
+def joint_push(x: RewardInputs) -> torch.Tensor:
+    """min_i min(F_i / 6 N, 1) while the box moves toward the target faster than 0.1 m/s (shared).
+
+    Not a MAPush term. `own_push` still pays the robot that pushes alone, so a team where one robot does it all
+    keeps half the pay; this one pays nothing unless both push. At a steady push the two forces add up to the
+    ~13 N of sliding friction, so the weaker robot reaching 6 N means the forces are nearly equal: the term pays
+    for what the freeloading index measures (each robot's share of the contact impulse).
+    """
+    both = (x.agent_box_force / OWN_PUSH_FULL_FORCE_N).clamp(max=1.0).amin(dim=-1)
+    return _pushing_toward_target(x) * both
+
+
+def _pushing_toward_target(x: RewardInputs) -> torch.Tensor:
+    """(E,) 1.0 while the box moves toward the target faster than the push threshold."""
     toward = (x.box_lin_vel[:, :2] * box_to_target_direction(x)).sum(dim=-1)  # box speed toward the target
-    return (x.agent_box_force / OWN_PUSH_FULL_FORCE_N).clamp(max=1.0) * (toward > PUSH_SPEED_THRESHOLD).float()[:, None]
+    return (toward > PUSH_SPEED_THRESHOLD).float()
 
 
 @dataclass(frozen=True)
@@ -123,7 +140,7 @@ class RewardTerm:
     contribution_weighted: bool  # split by contact share in "contribution" mode
 
 
-#: The term table, in `REWARD_TERMS` order. Attribution as in MAPush (spec §3); own_push is ours.
+#: The term table, in `REWARD_TERMS` order. Attribution as in MAPush (spec §3); own_push and joint_push are ours.
 TERMS = (
     RewardTerm("reach_target", reach_target, "shared", contribution_weighted=True),
     RewardTerm("exception", exception, "shared", contribution_weighted=False),
@@ -133,6 +150,7 @@ TERMS = (
     RewardTerm("push", push, "shared", contribution_weighted=True),
     RewardTerm("ocb", ocb, "per_agent", contribution_weighted=False),
     RewardTerm("own_push", own_push, "per_agent", contribution_weighted=False),
+    RewardTerm("joint_push", joint_push, "shared", contribution_weighted=False),  # its credit is built in
 )
 assert tuple(t.name for t in TERMS) == REWARD_TERMS
 

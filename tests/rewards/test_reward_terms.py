@@ -134,6 +134,24 @@ def test_own_push_pays_each_agent_for_its_own_force_while_the_box_moves_to_the_t
     assert RewardConfig().scales.own_push == 0.0, "off by default: the reward stays MAPush's"
 
 
+def test_joint_push_pays_the_team_only_while_both_robots_push_toward_the_target():
+    def joint_push(forces, box_vel=(0.3, 0.0)):
+        x = inputs([(-1, 0), (-1, 0.5)], box_vel=box_vel)
+        x.agent_box_force = torch.tensor([forces])
+        return term("joint_push")(x)[0].item()
+
+    assert joint_push([13.0, 0.0]) == 0.0  # one robot pushing alone earns the team nothing
+    assert joint_push([10.0, 3.0]) == pytest.approx(0.5)  # the weaker robot's share of the 6 N
+    assert joint_push([6.5, 6.5]) == joint_push([40.0, 20.0]) == 1.0  # both at 6 N or more: full pay
+    assert joint_push([6.5, 6.5], (-0.3, 0.0)) == joint_push([6.5, 6.5], (0.0, 0.3)) == 0.0  # away, sideways
+    assert RewardConfig().scales.joint_push == 0.0, "off by default: the reward stays MAPush's"
+    rewards = RewardFunction(RewardConfig.model_validate({"scales": {"joint_push": 1.0}}), 2, torch.device("cpu"))
+    x = inputs([(-1, 0), (-1, 0.5)], box_vel=(0.3, 0.0))
+    x.agent_box_force = torch.tensor([[10.0, 3.0]])
+    _, terms = rewards(x, torch.tensor([[0.77, 0.23]]), torch.tensor([[0.77, 0.23]]))
+    assert terms[0, :, REWARD_TERMS.index("joint_push")].tolist() == pytest.approx([0.5, 0.5]), "to both robots"
+
+
 @pytest.mark.parametrize("walk_away", [(), (1,)])
 def test_own_push_on_the_simulator_pays_the_robots_that_push(walk_away):
     """Real MuJoCo contacts: with both scripted robots pushing both earn own_push; a robot that walks away none."""
@@ -153,3 +171,25 @@ def test_own_push_on_the_simulator_pays_the_robots_that_push(walk_away):
     assert (earned[:, pushers].sum(dim=0) > 10).all(), earned  # tens of steps at full force, in 8 envs
     for idle in walk_away:
         assert earned[:, idle].sum() < 0.05 * earned[:, pushers].sum(), earned
+
+
+@pytest.mark.parametrize("walk_away", [(), (1,)])
+def test_joint_push_on_the_simulator_pays_a_team_that_pushes_together_and_not_a_freeloading_one(walk_away):
+    """Real MuJoCo contacts: the scripted pair earns joint_push; with one robot walking away the team earns ~none."""
+    from mapush_rllib.sim.config import SimConfig
+    from mapush_rllib.task.scripted import ScriptedPushPolicy
+    from mapush_rllib.task.vec_env import MAPushVecEnv
+
+    rewards = RewardConfig.model_validate({"scales": {"joint_push": 1.0}})
+    env = MAPushVecEnv(SimConfig(num_envs=8, num_threads=1), rewards=rewards, seed=0)
+    policy = ScriptedPushPolicy(walk_away=walk_away)
+    env.reset(seed=0)
+    earned = torch.zeros(env.num_envs, 2)
+    with torch.no_grad():
+        for _ in range(400):
+            earned += env.step(policy(env.obs, env.episode_box_size)).reward_terms[..., REWARD_TERMS.index("joint_push")]
+    torch.testing.assert_close(earned[:, 0], earned[:, 1])  # a team term: the same to both
+    if walk_away:
+        assert earned.sum() < 0.5, earned
+    else:
+        assert earned[:, 0].sum() > 10, earned
