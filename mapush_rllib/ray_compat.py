@@ -339,6 +339,12 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         self._release_process(trial)  # it continues (or pauses again below)
+        if not self.is_decision_iteration(result.get(self._time_attr)):
+            # Tune decides wherever `perturbation_interval` has passed since a member's last decision. A resumed
+            # run's scheduler state can be older than the members' checkpoints: members restored at 170 with
+            # their last decision at 120 decided at 171, then at 201, 231, ... (round 18), off the iterations
+            # where they evaluate themselves. Decisions stay on the grid instead.
+            return self.CONTINUE
         next_decision = self._next_perturbation_sync
         decision = super().on_trial_result(tune_controller, trial, result)
         if self._synch and decision == self.PAUSE:  # waits for the others at a synchronous decision
@@ -349,8 +355,25 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
             # would then all be paused at the next decision's iteration, where none may run again.
             newest = max(state.last_train_time for state in self._trial_state.values())
             if self._next_perturbation_sync <= newest:
-                self._next_perturbation_sync = newest + self._perturbation_interval
+                self._next_perturbation_sync = self.next_decision_after(newest)
         return decision
+
+    def is_decision_iteration(self, iteration: Any) -> bool:
+        """Whether a result at `iteration` may be a decision: the grid Tune starts from, max(interval, burn-in),
+        then every interval. Members evaluate themselves on those iterations (`evaluation.interval_iterations`
+        defaults to the interval), so a decision off the grid ranks on scores up to an interval old and copies
+        a checkpoint that nobody evaluated."""
+        if not isinstance(iteration, (int, float)):
+            return True  # no time in the result: Tune's own checks report it
+        first = max(self._perturbation_interval, self._burn_in_period)
+        return iteration >= first and (iteration - first) % self._perturbation_interval == 0
+
+    def next_decision_after(self, iteration: int) -> int:
+        """The first iteration on the decision grid (`is_decision_iteration`) after `iteration`."""
+        first = max(self._perturbation_interval, self._burn_in_period)
+        if iteration < first:
+            return first
+        return first + ((iteration - first) // self._perturbation_interval + 1) * self._perturbation_interval
 
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
         trial = super().choose_trial_to_run(tune_controller)
@@ -361,7 +384,7 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
                 # Members at different iterations (restored by --resume, or given a donor's count by an exploit)
                 # can all wait at a decision that no running member will complete: let them all run on to the next.
                 newest = max(self._trial_state[t].last_train_time for t in waiting)
-                self._next_perturbation_sync = newest + self._perturbation_interval
+                self._next_perturbation_sync = self.next_decision_after(newest)
                 trial = super().choose_trial_to_run(tune_controller)
         return trial
 
