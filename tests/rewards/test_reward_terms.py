@@ -152,21 +152,27 @@ def test_joint_push_pays_the_team_only_while_both_robots_push_toward_the_target(
     assert terms[0, :, REWARD_TERMS.index("joint_push")].tolist() == pytest.approx([0.5, 0.5]), "to both robots"
 
 
-@pytest.mark.parametrize("walk_away", [(), (1,)])
-def test_own_push_on_the_simulator_pays_the_robots_that_push(walk_away):
-    """Real MuJoCo contacts: with both scripted robots pushing both earn own_push; a robot that walks away none."""
+def earned_by_the_scripted_pair(term: str, walk_away: tuple[int, ...]) -> torch.Tensor:
+    """(envs, agents) sum of `term` (scale 1) over 400 steps of the scripted pushers in 8 real MuJoCo envs."""
     from mapush_rllib.sim.config import SimConfig
     from mapush_rllib.task.scripted import ScriptedPushPolicy
     from mapush_rllib.task.vec_env import MAPushVecEnv
 
-    rewards = RewardConfig.model_validate({"scales": {"own_push": 1.0}})  # terms come scaled
+    rewards = RewardConfig.model_validate({"scales": {term: 1.0}})  # terms come scaled
     env = MAPushVecEnv(SimConfig(num_envs=8, num_threads=1), rewards=rewards, seed=0)
     policy = ScriptedPushPolicy(walk_away=walk_away)
     env.reset(seed=0)
     earned = torch.zeros(env.num_envs, 2)
     with torch.no_grad():
         for _ in range(400):
-            earned += env.step(policy(env.obs, env.episode_box_size)).reward_terms[..., REWARD_TERMS.index("own_push")]
+            earned += env.step(policy(env.obs, env.episode_box_size)).reward_terms[..., REWARD_TERMS.index(term)]
+    return earned
+
+
+@pytest.mark.parametrize("walk_away", [(), (1,)])
+def test_own_push_on_the_simulator_pays_the_robots_that_push(walk_away):
+    """Real MuJoCo contacts: with both scripted robots pushing both earn own_push; a robot that walks away none."""
+    earned = earned_by_the_scripted_pair("own_push", walk_away)
     pushers = [i for i in range(2) if i not in walk_away]
     assert (earned[:, pushers].sum(dim=0) > 10).all(), earned  # tens of steps at full force, in 8 envs
     for idle in walk_away:
@@ -176,18 +182,7 @@ def test_own_push_on_the_simulator_pays_the_robots_that_push(walk_away):
 @pytest.mark.parametrize("walk_away", [(), (1,)])
 def test_joint_push_on_the_simulator_pays_a_team_that_pushes_together_and_not_a_freeloading_one(walk_away):
     """Real MuJoCo contacts: the scripted pair earns joint_push; with one robot walking away the team earns ~none."""
-    from mapush_rllib.sim.config import SimConfig
-    from mapush_rllib.task.scripted import ScriptedPushPolicy
-    from mapush_rllib.task.vec_env import MAPushVecEnv
-
-    rewards = RewardConfig.model_validate({"scales": {"joint_push": 1.0}})
-    env = MAPushVecEnv(SimConfig(num_envs=8, num_threads=1), rewards=rewards, seed=0)
-    policy = ScriptedPushPolicy(walk_away=walk_away)
-    env.reset(seed=0)
-    earned = torch.zeros(env.num_envs, 2)
-    with torch.no_grad():
-        for _ in range(400):
-            earned += env.step(policy(env.obs, env.episode_box_size)).reward_terms[..., REWARD_TERMS.index("joint_push")]
+    earned = earned_by_the_scripted_pair("joint_push", walk_away)
     torch.testing.assert_close(earned[:, 0], earned[:, 1])  # a team term: the same to both
     if walk_away:
         assert earned.sum() < 0.5, earned
