@@ -142,6 +142,15 @@ class ExperimentConfig(StrictModel):
         if self.pbt is None:
             return self
         resolved_mutations(self)  # raises naming pbt.<field> for impossible mutations
+        every_eval = self.resolved_evaluation().interval_iterations
+        first, interval = max(self.pbt.perturbation_interval, self.pbt.burn_in), self.pbt.perturbation_interval
+        if first % every_eval or interval % every_eval:
+            raise ValueError(
+                f"pbt.burn_in / pbt.perturbation_interval: PBT decides at iterations {first}, {first + interval}, "
+                f"... and members evaluate themselves every {every_eval} (evaluation.interval_iterations), so "
+                "decisions would rank on old scores; make both multiples of evaluation.interval_iterations "
+                "(null: the interval)"
+            )
         keep, every = self.run.checkpoints_to_keep, self.run.checkpoint_every_iterations
         if keep is not None and keep < 4:
             raise ValueError(

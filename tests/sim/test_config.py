@@ -19,7 +19,7 @@ def test_defaults_are_the_mapush_spec():
     assert task.target_distance_m == (1.5, 3.0) and task.box_size_m == 1.2 and task.box_mass_kg == 4.0
     assert task.spawn_radius_m == (1.2, 1.3) and task.success_radius_m == 1.0 and task.episode_length_s == 20.0
     assert sim.physics.policy_dt_s == pytest.approx(0.02) and sim.physics.box_friction_range == (0.5, 0.6)
-    assert rewards.scale_table()[0] == [10.0, -5.0, 0.00325, 0.00075, -0.0025, 0.0015, 0.004, 0.0]  # own_push off
+    assert rewards.scale_table()[0] == [10.0, -5.0, 0.00325, 0.00075, -0.0025, 0.0015, 0.004, 0.0, 0.0]  # ours off
 
 
 @pytest.mark.parametrize(
