@@ -2,7 +2,7 @@
 
     simulator:  SimConfig       which simulator, how many envs per env runner, physics
     task:       TaskConfig      target distance, box, spawn, episode length (MAPush defaults)
-    rewards:    RewardConfig    the reward scales (MAPush's seven, own_push) and credit assignment
+    rewards:    RewardConfig    the reward scales (MAPush's seven, own_push, joint_push) and credit assignment
     training:   TrainingConfig  PPO, policy layout (separate / shared, central critic), env runner
     curriculum: CurriculumConfig per-env levels of target distance and box size (on by default)
     run:        RunConfig       name, seed, stop condition, checkpoints, storage, resources
