@@ -320,6 +320,22 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
     def __setstate__(self, state: dict) -> None:  # a resumed run unpickles the scheduler: no __init__
         self.__dict__.update(state)
         self._cache_places = {}  # places belong to the controller of the run that reserved them
+        self._back_on_the_decision_grid()
+
+    def _back_on_the_decision_grid(self) -> None:
+        """A resumed run's scheduler state may be older than the members' checkpoints, caught mid-decision, or
+        saved off the grid by an older version: each member's last decision goes back to the grid point at or
+        before it (so the next grid iteration can decide), and the next synchronous decision comes after every
+        member's recorded iteration (so a first member there cannot decide alone on the others' old scores)."""
+        first = max(self._perturbation_interval, self._burn_in_period)
+        for state in self._trial_state.values():
+            if state.last_perturbation_time >= first and not self.is_decision_iteration(state.last_perturbation_time):
+                state.last_perturbation_time = self.next_decision_after(state.last_perturbation_time) - \
+                    self._perturbation_interval
+        if self._synch and self._trial_state:
+            newest = max(state.last_train_time for state in self._trial_state.values())
+            if self._next_perturbation_sync <= newest or not self.is_decision_iteration(self._next_perturbation_sync):
+                self._next_perturbation_sync = self.next_decision_after(max(newest, self._next_perturbation_sync - 1))
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_cache_places"}

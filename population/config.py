@@ -145,10 +145,11 @@ class ExperimentConfig(StrictModel):
         every_eval = self.resolved_evaluation().interval_iterations
         first, interval = max(self.pbt.perturbation_interval, self.pbt.burn_in), self.pbt.perturbation_interval
         if first % every_eval or interval % every_eval:
+            field = "pbt.perturbation_interval" if interval % every_eval else "pbt.burn_in"
             raise ValueError(
-                f"pbt.burn_in / pbt.perturbation_interval: PBT decides at iterations {first}, {first + interval}, "
-                f"... and members evaluate themselves every {every_eval} (evaluation.interval_iterations), so "
-                "decisions would rank on old scores; make both multiples of evaluation.interval_iterations "
+                f"{field}: PBT decides at iterations {first}, {first + interval}, ... and members evaluate "
+                f"themselves every {every_eval} (evaluation.interval_iterations), so decisions would rank on old "
+                "scores; make pbt.burn_in and pbt.perturbation_interval multiples of evaluation.interval_iterations "
                 "(null: the interval)"
             )
         keep, every = self.run.checkpoints_to_keep, self.run.checkpoint_every_iterations

@@ -60,9 +60,8 @@ class PBTConfig(StrictModel):
         "per_agent", description="mutate every reward-term scale per agent, once for both, or not"
     )
     shared_reward_terms: list[Literal[REWARD_TERMS]] = Field(
-        ["own_push", "joint_push"], description="terms that reward_scales: per_agent still mutates once for both "
-        "agents: own_push pays each robot for its own push, and mutated per agent PBT raised the pusher's pay "
-        "(benchmarks/RESULTS.md); joint_push pays the team for pushing together"
+        ["own_push"], description="terms that reward_scales: per_agent still mutates once for both agents: own_push "
+        "pays each robot for its own push, and mutated per agent PBT raised the pusher's pay (benchmarks/RESULTS.md)"
     )
     reward_scale_range: float = Field(4.0, gt=1, description="scale bounds: default x/÷ this factor")
     entropy: Literal["per_policy", "shared", "none"] = Field("per_policy", description="mutate entropy coefficients")

@@ -106,8 +106,9 @@ class RunLock:
 
 
 #: Settings added since runs were first saved, with the value a run saved without one ran with: a resume compares
-#: against that value (before `pbt.shared_reward_terms`, PBT mutated own_push per agent).
-ADDED_SETTINGS = {"pbt.shared_reward_terms": []}
+#: against that value (before `pbt.shared_reward_terms`, PBT mutated own_push per agent; before joint_push, there
+#: was no such pay).
+ADDED_SETTINGS = {"pbt.shared_reward_terms": [], "rewards.scales.joint_push": 0.0}
 
 
 def with_added_settings(saved: dict) -> dict:

@@ -61,9 +61,9 @@ CASES = [
     ("simulator: {num_envs: 8}\nevaluation: {num_envs: 9}", "evaluation.num_envs", "more than the 8 envs"),
     ("evaluation: {interval_iterations: 0}", "evaluation.interval_iterations", "greater than 0"),
     ("evaluation: {seed: 2}\npbt: {population_size: 4}", "evaluation.seed", "is a training seed"),
-    ("pbt: {perturbation_interval: 30, burn_in: 45}", "pbt.burn_in", "decides at iterations 45, 75"),  # off the grid
-    ("pbt: {perturbation_interval: 30}\nevaluation: {interval_iterations: 20}", "pbt.perturbation_interval",
-     "evaluate themselves every 20"),
+    ("pbt: {perturbation_interval: 30, burn_in: 45}", "pbt.burn_in:", "decides at iterations 45, 75"),  # off the grid
+    ("pbt: {perturbation_interval: 30, burn_in: 40}\nevaluation: {interval_iterations: 20}",
+     "pbt.perturbation_interval:", "evaluate themselves every 20"),
     ("curriculum: {level_episodes: 200}", "curriculum.level_episodes", "exceeds stats_window_episodes"),
     # NaN and infinity are never settings (they trained to the end on NaN before)
     ("rewards: {scales: {ocb: .nan}}", "rewards.scales.ocb", "finite number"),

@@ -234,6 +234,13 @@ def test_a_run_saved_before_a_setting_existed_resumes_with_the_value_it_ran_with
     single = {"pbt": None, "run": {"name": "old"}}
     assert with_added_settings(single) == single, "a run without PBT gains nothing"
     assert "shared_reward_terms" not in saved["pbt"], "the saved dict is not changed"
+    # A run saved before joint_push existed ran without it: it resumes with the term off, and only off.
+    before = {"rewards": {"scales": {"own_push": 0.02}}, "pbt": None}
+    off = {"rewards": {"scales": {"own_push": 0.02, "joint_push": 0.0}}, "pbt": None}
+    assert changed_settings(with_added_settings(before), off) == []
+    on = {"rewards": {"scales": {"own_push": 0.02, "joint_push": 0.02}}, "pbt": None}
+    assert changed_settings(with_added_settings(before), on) == [
+        "rewards.scales.joint_push: 0.0 in the run, 0.02 now"]
 
 
 def test_new_runs_in_the_same_second_get_their_own_folders_and_resume_finds_the_exact_name(tmp_path) -> None:
