@@ -329,9 +329,9 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
         member's recorded iteration (so a first member there cannot decide alone on the others' old scores)."""
         first = max(self._perturbation_interval, self._burn_in_period)
         for state in self._trial_state.values():
-            if state.last_perturbation_time >= first and not self.is_decision_iteration(state.last_perturbation_time):
-                state.last_perturbation_time = self.next_decision_after(state.last_perturbation_time) - \
-                    self._perturbation_interval
+            last = state.last_perturbation_time
+            if last >= first and not self.is_decision_iteration(last):
+                state.last_perturbation_time = self.next_decision_after(last) - self._perturbation_interval
         if self._synch and self._trial_state:
             newest = max(state.last_train_time for state in self._trial_state.values())
             if self._next_perturbation_sync <= newest or not self.is_decision_iteration(self._next_perturbation_sync):
@@ -358,7 +358,7 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
         if not self.is_decision_iteration(result.get(self._time_attr)):
             # Tune decides wherever `perturbation_interval` has passed since a member's last decision. A resumed
             # run's scheduler state can be older than the members' checkpoints: members restored at 170 with
-            # their last decision at 120 decided at 171, then at 201, 231, ... (round 18), off the iterations
+            # their last decision at 120 decided at 171, then at 201, 231, ... (round 19), off the iterations
             # where they evaluate themselves. Decisions stay on the grid instead.
             return self.CONTINUE
         next_decision = self._next_perturbation_sync
