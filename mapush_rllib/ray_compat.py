@@ -327,10 +327,9 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
         saved off the grid by an older version: each member's last decision goes back to the grid point at or
         before it (so the next grid iteration can decide), and the next synchronous decision comes after every
         member's recorded iteration (so a first member there cannot decide alone on the others' old scores)."""
-        first = max(self._perturbation_interval, self._burn_in_period)
         for state in self._trial_state.values():
             last = state.last_perturbation_time
-            if last >= first and not self.is_decision_iteration(last):
+            if last >= self._first_decision and not self.is_decision_iteration(last):
                 state.last_perturbation_time = self.next_decision_after(last) - self._perturbation_interval
         if self._synch and self._trial_state:
             newest = max(state.last_train_time for state in self._trial_state.values())
@@ -374,6 +373,11 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
                 self._next_perturbation_sync = self.next_decision_after(newest)
         return decision
 
+    @property
+    def _first_decision(self) -> float:
+        """Where Tune's decision grid starts (its first synchronous decision): max(interval, burn-in)."""
+        return max(self._perturbation_interval, self._burn_in_period)
+
     def is_decision_iteration(self, iteration: Any) -> bool:
         """Whether a result at `iteration` may be a decision: the grid Tune starts from, max(interval, burn-in),
         then every interval. Members evaluate themselves on those iterations (`evaluation.interval_iterations`
@@ -381,12 +385,12 @@ class PopulationBasedTrainingWithHooks(PopulationBasedTraining):
         a checkpoint that nobody evaluated."""
         if not isinstance(iteration, (int, float)):
             return True  # no time in the result: Tune's own checks report it
-        first = max(self._perturbation_interval, self._burn_in_period)
+        first = self._first_decision
         return iteration >= first and (iteration - first) % self._perturbation_interval == 0
 
     def next_decision_after(self, iteration: int) -> int:
         """The first iteration on the decision grid (`is_decision_iteration`) after `iteration`."""
-        first = max(self._perturbation_interval, self._burn_in_period)
+        first = self._first_decision
         if iteration < first:
             return first
         return first + ((iteration - first) // self._perturbation_interval + 1) * self._perturbation_interval

@@ -111,7 +111,8 @@ def own_push(x: RewardInputs) -> torch.Tensor:
     pushes a box light enough for one earns them too: the freeloading optimum of separate policies. This term
     pays each robot for its own contact force, capped low, so that two robots pushing earn more than one pushing hard.
     """
-    return _pushing_toward_target(x)[:, None] * (x.agent_box_force / OWN_PUSH_FULL_FORCE_N).clamp(max=1.0)
+    toward = (x.box_lin_vel[:, :2] * box_to_target_direction(x)).sum(dim=-1)  # box speed toward the target
+    return (x.agent_box_force / OWN_PUSH_FULL_FORCE_N).clamp(max=1.0) * (toward > PUSH_SPEED_THRESHOLD).float()[:, None]
 
 
 def joint_push(x: RewardInputs) -> torch.Tensor:
@@ -122,14 +123,7 @@ def joint_push(x: RewardInputs) -> torch.Tensor:
     ~13 N of sliding friction, so the weaker robot reaching 6 N means the forces are nearly equal: the term pays
     for what the freeloading index measures (each robot's share of the contact impulse).
     """
-    both = (x.agent_box_force / OWN_PUSH_FULL_FORCE_N).clamp(max=1.0).amin(dim=-1)
-    return _pushing_toward_target(x) * both
-
-
-def _pushing_toward_target(x: RewardInputs) -> torch.Tensor:
-    """(E,) 1.0 while the box moves toward the target faster than the push threshold."""
-    toward = (x.box_lin_vel[:, :2] * box_to_target_direction(x)).sum(dim=-1)  # box speed toward the target
-    return (toward > PUSH_SPEED_THRESHOLD).float()
+    return own_push(x).amin(dim=-1)  # the weaker robot's own_push: the moving-to-target factor is the team's
 
 
 @dataclass(frozen=True)
