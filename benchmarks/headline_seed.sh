@@ -9,9 +9,10 @@
 # time of both calls, start-up included, is what the issue's 15-minute budget counts (wall.txt).
 # Files under $OUT: wall.txt, <phase>.log and, after `resume`, seed_<k>.tar.gz: per member its best evaluated
 # checkpoint (population.checkpoint_retention) and its newest complete one (copies without the simulators' state,
-# `python -m mapush_rllib.checkpoints share`), its progress.csv and result.json, Tune's PBT logs and the resolved
-# experiment; evaluate them on CPU with `python -m mapush_rllib.evaluate --policy <checkpoint>`, draw the lineage
-# with `python -m population.report seed_<k> --no-gif`.
+# `python -m mapush_rllib.checkpoints share`, as member_<i>/best/checkpoint_<n> and member_<i>/newest/...), its
+# progress.csv and result.json, Tune's PBT logs and the resolved experiment; evaluate them on CPU with
+# `python -m mapush_rllib.evaluate --policy <checkpoint>`, draw the lineage and the best member's GIF with
+# `python -m population.report seed_<k>`.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # The baseline (`baseline`): `configs/gpu.yaml` without curriculum (one member alone on the GPU, MAPush's rewards,
@@ -76,7 +77,9 @@ for trial in sorted(run.glob("member_*")):
         chosen = [("ckpt", checkpoint) for checkpoint in recorded_checkpoints(trial)[0]]
     for label, checkpoint in chosen:
         if checkpoint is not None:
-            share(checkpoint.path, member / f"{label}_{checkpoint.path.name}")  # ~0.5 MB, not 6 MB
+            # <member>/<label>/checkpoint_<k>: a checkpoint folder name, so `evaluate --policy <member>` and
+            # `population.report <pack>` find the newest one; a `share` copy is ~0.5 MB, not 6 MB
+            share(checkpoint.path, member / label / checkpoint.path.name)
             print(member.name, label, checkpoint.path.name, "iteration", checkpoint.training_iteration)
 EOF
 tar -czf "$OUT/$name.tar.gz" -C /tmp/pack "$name"
