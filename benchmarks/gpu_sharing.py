@@ -99,7 +99,8 @@ def scenario(trainers: int, evaluate: bool, seconds: float, context: mp.context.
     processes = [context.Process(target=_trainer, args=(DEVICE, start_at, stop_at, evaluation_done, passes_per_s))
                  for _ in range(trainers)]
     if evaluate:
-        processes.append(context.Process(target=_evaluator, args=(DEVICE, start_at, EVAL_STEPS, evaluation_done, result)))
+        evaluator_args = (DEVICE, start_at, EVAL_STEPS, evaluation_done, result)
+        processes.append(context.Process(target=_evaluator, args=evaluator_args))
     for process in processes:
         process.start()
     for process in processes:
