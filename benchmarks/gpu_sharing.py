@@ -32,63 +32,58 @@ START_DELAY_S = 6.0  # every worker has created its CUDA context by then
 KERNELS_PER_STEP = 40  # simulator substeps, observation, policy: small launches per policy step
 TRAIN_BATCH = 32768  # one PPO minibatch
 HIDDEN = 256
-DEVICE = "cuda"  # `--device cpu` only checks the script itself (there is no sharing to measure on a CPU)
 
 
-def sync() -> None:
-    if DEVICE == "cuda":
+def sync(device: str) -> None:
+    if device == "cuda":
         torch.cuda.synchronize()
 
 
-def evaluation_ms_per_step(steps: int) -> float:
+def evaluation_ms_per_step(device: str, steps: int) -> float:
     """Sequential small kernels with a host read per step, as a batched first-episode evaluation."""
-    x = torch.randn(EVAL_ENVS, 64, device=DEVICE)
-    w = torch.randn(64, 64, device=DEVICE) * 0.1
-    sync()
+    x = torch.randn(EVAL_ENVS, 64, device=device)
+    w = torch.randn(64, 64, device=device) * 0.1
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         for _ in range(KERNELS_PER_STEP // 2):
             x = torch.tanh(x @ w)
         bool((x.abs() > 1e9).any())  # "has every env finished?": a host read
-    sync()
+    sync(device)
     return (time.perf_counter() - start) / steps * 1e3
 
 
-def train_until(stop_at: float, evaluation_done, passes_per_s) -> None:
+def train_until(device: str, stop_at: float, evaluation_done, passes_per_s) -> None:
     """Large matmuls until `stop_at` (time.time()) and the evaluation beside it (if any) has ended; adds this
     process's minibatch passes per second to `passes_per_s`."""
-    x = torch.randn(TRAIN_BATCH, HIDDEN, device=DEVICE)
-    w = torch.randn(HIDDEN, HIDDEN, device=DEVICE) * 0.05
+    x = torch.randn(TRAIN_BATCH, HIDDEN, device=device)
+    w = torch.randn(HIDDEN, HIDDEN, device=device) * 0.05
     passes, start = 0, time.perf_counter()
     while time.time() < stop_at or not evaluation_done.is_set():
         for _ in range(10):
             x = torch.tanh(x @ w) @ w.T
-        sync()
+        sync(device)
         passes += 10
     with passes_per_s.get_lock():
         passes_per_s.value += passes / (time.perf_counter() - start)
 
 
 def _trainer(device: str, start_at: float, stop_at: float, evaluation_done, passes_per_s) -> None:
-    global DEVICE
-    DEVICE = device
-    torch.zeros(1, device=DEVICE)  # create the context before the measured window
+    torch.zeros(1, device=device)  # create the context before the measured window
     while time.time() < start_at:
         time.sleep(0.001)
-    train_until(stop_at, evaluation_done, passes_per_s)
+    train_until(device, stop_at, evaluation_done, passes_per_s)
 
 
 def _evaluator(device: str, start_at: float, steps: int, evaluation_done, result) -> None:
-    global DEVICE
-    DEVICE = device
-    evaluation_ms_per_step(20)  # warm up (context, kernels)
+    evaluation_ms_per_step(device, 20)  # warm up (context, kernels)
     while time.time() < start_at:
         time.sleep(0.001)
-    result.value = evaluation_ms_per_step(steps)
+    result.value = evaluation_ms_per_step(device, steps)
     evaluation_done.set()
 
 
-def scenario(trainers: int, evaluate: bool, seconds: float, context: mp.context.BaseContext) -> dict:
+def scenario(device: str, trainers: int, evaluate: bool, seconds: float, context: mp.context.BaseContext) -> dict:
     """`trainers` training processes for `seconds`, and with `evaluate` one evaluating process beside them."""
     passes_per_s, result = context.Value("d", 0.0), context.Value("d", float("nan"))
     evaluation_done = context.Event()
@@ -96,10 +91,10 @@ def scenario(trainers: int, evaluate: bool, seconds: float, context: mp.context.
         evaluation_done.set()
     start_at = time.time() + START_DELAY_S
     stop_at = start_at + seconds
-    processes = [context.Process(target=_trainer, args=(DEVICE, start_at, stop_at, evaluation_done, passes_per_s))
+    processes = [context.Process(target=_trainer, args=(device, start_at, stop_at, evaluation_done, passes_per_s))
                  for _ in range(trainers)]
     if evaluate:
-        evaluator_args = (DEVICE, start_at, EVAL_STEPS, evaluation_done, result)
+        evaluator_args = (device, start_at, EVAL_STEPS, evaluation_done, result)
         processes.append(context.Process(target=_evaluator, args=evaluator_args))
     for process in processes:
         process.start()
@@ -117,17 +112,18 @@ def main() -> None:
     parser.add_argument("--trainers", type=int, default=3, help="members training while one evaluates")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each training window")
     parser.add_argument("--mode", default="default", help="a label for the output (e.g. mps)")
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                        help="cpu only checks the script (there is no sharing to measure on a CPU)")
     args = parser.parse_args()
-    global DEVICE
-    DEVICE = args.device
-    if DEVICE == "cuda" and not torch.cuda.is_available():
+    if args.trainers < 1:
+        raise SystemExit(f"--trainers: {args.trainers}; at least 1 (members training beside the evaluation)")
+    if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu_sharing.py needs a CUDA GPU (--device cpu only checks the script)")
     context = mp.get_context("spawn")
-    solo_eval = scenario(0, True, args.seconds, context)
-    solo_train = scenario(1, False, args.seconds, context)
-    shared_train = scenario(args.trainers + 1, False, args.seconds, context)
-    mixed = scenario(args.trainers, True, args.seconds, context)
+    solo_eval = scenario(args.device, 0, True, args.seconds, context)
+    solo_train = scenario(args.device, 1, False, args.seconds, context)
+    shared_train = scenario(args.device, args.trainers + 1, False, args.seconds, context)
+    mixed = scenario(args.device, args.trainers, True, args.seconds, context)
     for name, row in (("evaluation alone", solo_eval), ("one trainer alone", solo_train),
                       (f"{args.trainers + 1} trainers", shared_train),
                       (f"{args.trainers} trainers + one evaluation", mixed)):
