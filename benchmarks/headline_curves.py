@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 import sys
 from pathlib import Path
 
 from mapush_rllib.task.config import AGENT_IDS
 from mapush_rllib.training import SEPARATE_POLICY_IDS
+from population.report import load_members
 from population.result_keys import (
     ENV_STEPS,
     EVAL_CONTRIBUTION_BALANCE,
@@ -60,15 +60,12 @@ def run_wall_s(timestamp: float, calls: list[tuple[float, float]]) -> float:
 
 def rows(pack: Path, calls: list[tuple[float, float]] | None) -> list[dict]:
     out = []
-    for member in sorted(pack.glob("member_*/result.json")):
-        for line in member.read_text().splitlines():
-            result = json.loads(line)
-            if not ran_evaluation(result):
-                continue
+    for member in load_members(pack):
+        for result in filter(ran_evaluation, member.rows):
             live = result.get(LIVE_SETTINGS, {})
             wall = run_wall_s(result["timestamp"], calls) if calls else result["time_total_s"]
             out.append({
-                "member": member.parent.name,
+                "member": member.directory.name,
                 "iteration": result["training_iteration"],
                 "env_steps": int(result_value(result, ENV_STEPS)),
                 "wall_s": round(wall),
