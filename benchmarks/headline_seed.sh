@@ -14,6 +14,8 @@
 # and the resolved experiment; evaluate them on CPU with
 # `python -m mapush_rllib.evaluate --policy <checkpoint>`, draw the lineage and the best member's GIF with
 # `python -m population.report seed_<k>`, list every own evaluation with `benchmarks/headline_curves.py`.
+# MPS=1: the members share the GPU through a CUDA MPS daemon (benchmarks/mps.sh), started by the first call that
+# finds none and stopped after `resume` / `baseline`; nvidia_smi_<phase>.txt shows the clients 120 s into a call.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # The baseline (`baseline`): `configs/gpu.yaml` without curriculum (one member alone on the GPU, MAPush's rewards,
@@ -37,6 +39,12 @@ case $phase in
   *) echo "unknown phase $phase: start, resume or baseline" >&2; exit 2 ;;
 esac
 [[ $phase == baseline ]] && CONFIG=${CONFIG:-configs/gpu.yaml} || CONFIG=${CONFIG:-configs/pbt_gpu.yaml}
+if [[ ${MPS:-0} == 1 ]]; then
+  source benchmarks/mps.sh
+  (set -o pipefail; mps_start | tee -a "$OUT/wall.txt") || exit 1
+  # a snapshot of the clients during the run (not synchronisation)
+  (sleep 120; nvidia-smi > "$OUT/nvidia_smi_$phase.txt" 2>&1) < /dev/null > /dev/null 2>&1 &
+fi
 SECONDS=0
 launched=$(date +%s)
 timeout "${LIMIT_S:-540}" python3 -m population.run "$CONFIG" --storage "$STORAGE" "${settings[@]}" \
@@ -45,6 +53,7 @@ status=$?
 echo "$phase: population.run exit $status (124: stopped by LIMIT_S), wall $SECONDS s, launched $launched" \
   | tee -a "$OUT/wall.txt"
 [[ $phase == start ]] && exit 0
+[[ ${MPS:-0} == 1 ]] && mps_stop
 
 [[ $phase == baseline ]] && name=plain_$SEED || name=seed_$SEED
 pack=/tmp/pack/$name
