@@ -4,24 +4,25 @@
 #   SEED=1 LIMIT_S=540 bash benchmarks/headline_seed.sh start  [--set KEY=VALUE ...]   # stopped by LIMIT_S
 #   SEED=1 LIMIT_S=420 bash benchmarks/headline_seed.sh resume [the same --set ...]    # --resume, then pack
 #   SEED=1 LIMIT_S=560 bash benchmarks/headline_seed.sh baseline [--set ...]   # plain separate-policy PPO, alone
+#   SEED=1 LIMIT_S=540 TIME_S=430 bash benchmarks/headline_seed.sh whole [--set ...]  # one call: start, then pack
 # (after `gpu_setup.sh install` and `export PYTHONPATH=/tmp/site:<checkout>`). The run ends by itself once each
 # member has trained TIME_S seconds (run.stop.time_s, Tune's time_total_s: carried through the resume); the wall
 # time of both calls, start-up included, is what the issue's 15-minute budget counts (wall.txt).
 # Files under $OUT: wall.txt (per call: exit status, wall time, launch time in epoch seconds), <phase>.log and,
-# after `resume`, seed_<k>.tar.gz: per member its best evaluated checkpoint (population.checkpoint_retention) and
-# its newest complete one (copies without the simulators' state, `python -m mapush_rllib.checkpoints share`, as
+# after `resume` or `whole`, seed_<k>.tar.gz: per member its best evaluated checkpoint
+# (population.checkpoint_retention) and its newest complete one (copies without the simulators' state, `python -m mapush_rllib.checkpoints share`, as
 # member_<i>/best/checkpoint_<n> and member_<i>/newest/...), its progress.csv and result.json, Tune's PBT logs
 # and the resolved experiment; evaluate them on CPU with
 # `python -m mapush_rllib.evaluate --policy <checkpoint>`, draw the lineage and the best member's GIF with
 # `python -m population.report seed_<k>`, list every own evaluation with `benchmarks/headline_curves.py`.
 # MPS=1: the members share the GPU through a CUDA MPS daemon (benchmarks/mps.sh), started by the first call that
-# finds none and stopped after `resume` / `baseline`; nvidia_smi_<phase>.txt shows the clients 120 s into a call.
+# finds none and stopped after `resume`, `whole` or `baseline`; nvidia_smi_<phase>.txt: the clients at 120 s.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # The baseline (`baseline`): `configs/gpu.yaml` without curriculum (one member alone on the GPU, MAPush's rewards,
 # no PBT), the same seed, stopped by LIMIT_S; every complete checkpoint (each EVERY iterations) is packed into
 # $OUT/plain_<k>.tar.gz, to be evaluated on CPU at the env-step marks the population reached.
-phase=${1:?start, resume or baseline}; shift
+phase=${1:?start, resume, whole or baseline}; shift
 SEED=${SEED:-0}
 OUT=${OUT:-/tmp/headline_seed}
 mkdir -p "$OUT"
@@ -31,12 +32,12 @@ export PYTHONUNBUFFERED=1 RAY_AUTH_MODE=disabled
 # round 16 trained 29-30 iterations per member (~95 s of its 896) again after the resume; every 10 here.
 population=(--set "run.stop.time_s=${TIME_S:-750}" --set "run.checkpoint_every_iterations=${CKPT_EVERY:-10}")
 case $phase in
-  start) STORAGE=/tmp/runs/seed_$SEED; rm -rf "$STORAGE"; settings=("${population[@]}") ;;
+  start|whole) STORAGE=/tmp/runs/seed_$SEED; rm -rf "$STORAGE"; settings=("${population[@]}") ;;
   resume) STORAGE=/tmp/runs/seed_$SEED; settings=(--resume "${population[@]}") ;;
   baseline) STORAGE=/tmp/runs/plain_$SEED; rm -rf "$STORAGE"; EVERY=${EVERY:-80}
     settings=(--set curriculum.enabled=false --set "run.checkpoint_every_iterations=$EVERY"
               --set "evaluation.interval_iterations=$EVERY") ;;
-  *) echo "unknown phase $phase: start, resume or baseline" >&2; exit 2 ;;
+  *) echo "unknown phase $phase: start, resume, whole or baseline" >&2; exit 2 ;;
 esac
 [[ $phase == baseline ]] && CONFIG=${CONFIG:-configs/gpu.yaml} || CONFIG=${CONFIG:-configs/pbt_gpu.yaml}
 if [[ ${MPS:-0} == 1 ]]; then
