@@ -11,8 +11,8 @@
 # Files under $OUT: wall.txt (per call: exit status, wall time, launch time in epoch seconds), <phase>.log and,
 # after `resume` or `whole`, seed_<k>.tar.gz: per member its best evaluated checkpoint
 # (population.checkpoint_retention) and its newest complete one (copies without the simulators' state, `python -m
-# mapush_rllib.checkpoints share`, as member_<i>/best/checkpoint_<n> and member_<i>/newest/...), its progress.csv and result.json, Tune's PBT logs
-# and the resolved experiment; evaluate them on CPU with
+# mapush_rllib.checkpoints share`, as member_<i>/best/checkpoint_<n> and member_<i>/newest/...), its progress.csv
+# and result.json, Tune's PBT logs and the resolved experiment; evaluate them on CPU with
 # `python -m mapush_rllib.evaluate --policy <checkpoint>`, draw the lineage and the best member's GIF with
 # `python -m population.report seed_<k>`, list every own evaluation with `benchmarks/headline_curves.py`.
 # MPS=1: the members share the GPU through a CUDA MPS daemon (benchmarks/mps.sh), started by the first call that
