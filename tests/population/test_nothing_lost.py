@@ -353,3 +353,25 @@ def test_a_gpu_config_without_a_gpu_stops_before_training(tmp_path: Path) -> Non
     assert status == 2, output[-3000:]
     assert re.search(r"error: (simulator.device: cuda|run.resources.gpus: .* the Ray cluster has 0)", output)
     assert not any((tmp_path / "runs").iterdir())
+
+
+def test_members_sharing_a_gpu_without_mps_get_a_hint(tmp_path: Path, monkeypatch) -> None:
+    """`configs/pbt_gpu.yaml` puts four members on one GPU: without an MPS daemon they take turns on it, and the run
+    says so once (pointing at the README); with the daemon's pipe present, with a whole GPU per member or on a
+    cluster, it says nothing."""
+    from population.config import load_experiment
+    from population.run import mps_hint
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(tmp_path / "mps_pipe"))
+    shared = load_experiment(REPO / "configs" / "pbt_gpu.yaml")
+    hint = mps_hint(shared, 4, None)
+    assert hint is not None and "4 members share each GPU (run.resources.gpus: 0.25)" in hint
+    assert str(tmp_path / "mps_pipe" / "control") in hint and "README" in hint
+    assert mps_hint(shared, 4, "127.0.0.1:6379") is None, "a cluster's machines are not this one"
+    whole_gpu = load_experiment(REPO / "configs" / "pbt_gpu.yaml", overrides=["run.resources.gpus=1"])
+    assert mps_hint(whole_gpu, 4, None) is None
+    assert mps_hint(load_experiment(REPO / "configs" / "pbt.yaml"), 4, None) is None, "a CPU population"
+    (tmp_path / "mps_pipe").mkdir()
+    (tmp_path / "mps_pipe" / "control").touch()  # what a running control daemon leaves in its pipe folder
+    assert mps_hint(shared, 4, None) is None
