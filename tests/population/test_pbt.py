@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from mapush_rllib.algorithm import env_state_digest
+from mapush_rllib.checkpoints import CheckpointError, verify
 from mapush_rllib.training import config_dict_path
 from population.explore import get_path
 from population.pbt_config import display_name
@@ -113,8 +114,14 @@ def test_exploited_members_run_their_new_values_read_from_learners_and_envs(popu
 
 
 def checkpoint_digests(directory: Path) -> set[str]:
+    """The curriculum-state digests of a member's complete checkpoints (after a SIGKILL a folder may be cut short,
+    mid-write or mid-deletion by the retention; nothing restores from such a folder)."""
     digests = set()
     for checkpoint in directory.glob("checkpoint_*"):
+        try:
+            verify(checkpoint)
+        except CheckpointError:
+            continue
         with open(checkpoint / "algorithm_state.pkl", "rb") as f:
             digests.add(env_state_digest(pickle.load(f)["mapush_env_state"]))
     return digests
