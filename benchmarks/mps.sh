@@ -7,7 +7,11 @@ export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps_pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps_log
 mps_start() {  # returns 1 where the machine has no MPS or its daemon does not start
   command -v nvidia-cuda-mps-control > /dev/null || { echo "no nvidia-cuda-mps-control on this machine"; return 1; }
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-  if pgrep -x nvidia-cuda-mps-control > /dev/null; then echo "MPS daemon already running"; return 0; fi
+  # ours runs if a control daemon does and its socket is in our pipe folder (one with another folder serves no
+  # client of ours: then starting ours fails with the daemon's message)
+  if pgrep -x nvidia-cuda-mps-control > /dev/null && [[ -e $CUDA_MPS_PIPE_DIRECTORY/control ]]; then
+    echo "MPS daemon already running"; return 0
+  fi
   nvidia-cuda-mps-control -d || { echo "the MPS daemon did not start"; return 1; }
   echo "MPS daemon started"
 }
