@@ -192,7 +192,13 @@ class MAPushPPO(PPO):
         self.restored_env_state_digest = ""  # env_state_digest of the state the last restore loaded
         self.last_evaluation: dict[str, float] = {}  # the latest evaluation of the current weights (evaluation.py)
         self.evaluation_env = None  # the evaluation batch, built at the first evaluation
+        self.evaluation_process = None  # evaluation.asynchronous: the process beside this one (evaluation.py)
         super().setup(config)
+
+    def cleanup(self) -> None:
+        if self.evaluation_process is not None:
+            self.evaluation_process.close()
+        super().cleanup()
 
     def __repr__(self) -> str:
         """How Ray names this actor in the dashboard and in log prefixes: by population member."""
@@ -305,6 +311,8 @@ class MAPushPPO(PPO):
         super().set_state(state)
         if EVALUATION_KEY in state:  # the evaluation of the weights just restored
             self.last_evaluation = dict(state[EVALUATION_KEY])
+        if getattr(self, "evaluation_process", None) is not None:
+            self.evaluation_process.forget()  # it was judging the weights this member had before
         if state.get(ENV_STATE_KEY):
             states = state[ENV_STATE_KEY]
             self.env_runner_group.foreach_env_runner(

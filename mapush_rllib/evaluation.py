@@ -12,13 +12,23 @@ The policies are the modules the env runners act with, just synced from the lear
 iteration's checkpoint holds: `python -m mapush_rllib.evaluate --policy <that checkpoint> --num-envs N --seed S`
 runs the same code (`mapush_rllib.task.calculator.evaluate_team`) and gives the same numbers.
 
+Asynchronous (`evaluation.asynchronous`, for members sharing a GPU): the evaluation due at iteration D runs on a
+copy of the policies of iteration D - `lead_iterations` in a process beside the member
+(`mapush_rllib.evaluation_process`) while the member trains on; D collects it. Decisions then rank the weights of
+D - lead (whose checkpoint is kept: `lead_iterations` must fit the checkpoint grid), and a copying member takes the
+donor's weights of D, as Tune hands them over. An evaluation with nothing pending (the first after a resume or a
+restore) and the last one run in the trial's process, on the current weights.
+
 Results: `eval/<metric>` (`mapush_rllib.result_keys.EVAL_*`), the latest evaluation in every result (NaN before
-the first), with `eval/iteration` saying when it was taken and `eval/time_s` what it cost. A restored member
-(resume, PBT exploit) carries the evaluation of the weights it restored (`MAPushPPO` checkpoints it).
+the first), with `eval/iteration` saying when it was reported, `eval/weights_iteration` whose weights it judged,
+`eval/time_s` what it cost the member (asynchronous: handing over and waiting) and `eval/protocol_time_s` how long
+the protocol ran. A restored member (resume, PBT exploit) carries the evaluation its checkpoint carried
+(`MAPushPPO` checkpoints it).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -28,10 +38,13 @@ from pydantic import Field
 
 from mapush_rllib.checkpoint_policy import CheckpointPolicy
 from mapush_rllib.env import env_sections
+from mapush_rllib.evaluation_process import EvaluationProcess, EvaluationProcessError
 from mapush_rllib.result_keys import EVAL, nest
 from mapush_rllib.sim.schema import StrictModel
 from mapush_rllib.task.calculator import TEAM_METRICS, evaluate_team, evaluation_env
 from mapush_rllib.task.config import AGENT_IDS
+
+logger = logging.getLogger(__name__)
 
 #: Reset seed of the evaluation episodes: far from the seeds runs train with (run.seed + member index).
 DEFAULT_SEED = 1_000_003
@@ -52,6 +65,14 @@ class EvaluationConfig(StrictModel):
     contribution: bool = Field(
         True, description="also play the episodes by each agent alone and by neither: Shapley contributions (4x cost)"
     )
+    asynchronous: bool = Field(
+        False, description="evaluate in a process beside the member, on the policies of lead_iterations before the "
+        "decision, while it trains (members sharing a GPU under CUDA MPS); false: the member stops and evaluates"
+    )
+    lead_iterations: int = Field(
+        10, gt=0, description="asynchronous: iterations between handing the policies over and the decision that "
+        "ranks them; less than the interval, and the interval minus it a multiple of run.checkpoint_every_iterations"
+    )
 
     def resolved(self, simulator_num_envs: int, interval_iterations: int) -> EvaluationConfig:
         """This config with `num_envs` and `interval_iterations` filled in."""
@@ -62,7 +83,7 @@ class EvaluationConfig(StrictModel):
 
 def evaluation_keys(contribution: bool) -> list[str]:
     """Every key an evaluation reports (so the first result, and progress.csv's header, has them all)."""
-    keys = [*TEAM_METRICS, "episodes", "iteration", "time_s"]
+    keys = [*TEAM_METRICS, "episodes", "iteration", "weights_iteration", "time_s", "protocol_time_s"]
     if contribution:
         keys += [f"contribution/{agent}/{value}" for agent in AGENT_IDS for value in ("success_rate", "task_progress")]
         keys.append("contribution_balance")
@@ -86,24 +107,80 @@ class TeamEvaluation:
 
     def __call__(self, *, algorithm: Any, result: dict, **kwargs: Any) -> None:
         # on_train_result runs once Tune has counted the iteration and filled in its time (Trainable.log_result)
-        iteration = result["training_iteration"]
-        if iteration % self.config.interval_iterations == 0 or (self.is_last is not None and self.is_last(result)):
-            algorithm.last_evaluation = self.evaluate(algorithm, iteration)
+        iteration, interval = result["training_iteration"], self.config.interval_iterations
+        last = self.is_last is not None and self.is_last(result)
+        if iteration % interval == 0 or last:
+            process = getattr(algorithm, "evaluation_process", None)
+            weights_iteration = iteration - self.config.lead_iterations
+            evaluation = None
+            if not last and process is not None and process.pending == weights_iteration:
+                try:
+                    evaluation = self.collect(process, iteration)
+                except EvaluationProcessError as error:  # the decision still gets an evaluation: of the weights now
+                    logger.warning("%s; evaluating iteration %d in the member's process instead", error, iteration)
+            algorithm.last_evaluation = evaluation or self.evaluate(algorithm, iteration)
+        if self.config.asynchronous and not last:
+            process = self.process_of(algorithm)  # started early: it builds its batch while the member trains
+            if (iteration + self.config.lead_iterations) % interval == 0:
+                self.hand_over(process, algorithm, iteration)
         latest = getattr(algorithm, "last_evaluation", None) or {}
         result[EVAL] = nest({key: latest.get(key, math.nan) for key in self.keys})
 
     def evaluate(self, algorithm: Any, iteration: int) -> dict[str, float]:
-        """The calculator protocol with the algorithm's current policies; flat metrics."""
+        """The calculator protocol with the algorithm's current policies, in this process; flat metrics."""
         started = time.perf_counter()
         env = self.env_of(algorithm)
-        agent_modules = {agent: algorithm.config.policy_mapping_fn(agent, None) for agent in AGENT_IDS}
-        modules = {module_id: algorithm.get_module(module_id) for module_id in set(agent_modules.values())}
+        agent_modules, modules = self.policies_of(algorithm)
         policy = CheckpointPolicy(modules, agent_modules, env.device)
         metrics, team, _ = evaluate_team(env, policy, contribution=self.config.contribution)
+        seconds = time.perf_counter() - started
+        return self.reported(metrics, len(team), iteration, iteration, seconds, seconds)
+
+    def process_of(self, algorithm: Any):
+        """The member's evaluation process, started at the first call (again if it ended)."""
+        process = getattr(algorithm, "evaluation_process", None)
+        if process is None or not process.alive:
+            if process is not None:
+                logger.warning("the evaluation process of this member ended; starting another")
+            algorithm.evaluation_process = process = EvaluationProcess(
+                env_sections(algorithm.config.env_config), num_envs=self.config.num_envs, seed=self.config.seed,
+                contribution=self.config.contribution,
+            )
+        return process
+
+    def hand_over(self, process: Any, algorithm: Any, iteration: int) -> None:
+        """Send a copy of the current policies to the evaluation process."""
+        started = time.perf_counter()
+        agent_modules, modules = self.policies_of(algorithm)
+        try:
+            process.submit(modules, agent_modules, iteration)
+        except EvaluationProcessError as error:  # the next decision evaluates in the member's process
+            logger.warning("%s; iteration %d's policies are not handed over", error, iteration)
+        process.handover_s = time.perf_counter() - started  # a cost to the member, reported with the result
+
+    def collect(self, process: Any, iteration: int) -> dict[str, float]:
+        """The pending evaluation's result, reported at `iteration`; its cost to the member is the hand-over and
+        the wait."""
+        started = time.perf_counter()
+        weights_iteration = process.pending
+        metrics, episodes, protocol_s = process.collect(weights_iteration)
+        waited = time.perf_counter() - started
+        return self.reported(metrics, episodes, iteration, weights_iteration, waited + process.handover_s,
+                             protocol_s)
+
+    def reported(self, metrics: dict, episodes: int, iteration: int, weights_iteration: int, cost_s: float,
+                 protocol_s: float) -> dict[str, float]:
         metrics = {key: value for key, value in metrics.items() if key in self.keys}
-        metrics.update(episodes=float(len(team)), iteration=float(iteration),
-                       time_s=time.perf_counter() - started)
+        metrics.update(episodes=float(episodes), iteration=float(iteration), weights_iteration=float(weights_iteration),
+                       time_s=cost_s, protocol_time_s=protocol_s)
         return metrics
+
+    @staticmethod
+    def policies_of(algorithm: Any) -> tuple[dict[str, str], dict[str, Any]]:
+        """(agent -> module id, module id -> the module the env runners act with)."""
+        agent_modules = {agent: algorithm.config.policy_mapping_fn(agent, None) for agent in AGENT_IDS}
+        modules = {module_id: algorithm.get_module(module_id) for module_id in set(agent_modules.values())}
+        return agent_modules, modules
 
     def env_of(self, algorithm: Any):
         """The member's evaluation batch, built once per process (on its simulator backend and device)."""

@@ -27,6 +27,8 @@ EVAL_CONTRIBUTION_BALANCE = f"{EVAL}/contribution_balance"
 EVAL_EPISODES = f"{EVAL}/episodes"
 EVAL_TIME = f"{EVAL}/time_s"
 EVAL_ITERATION = f"{EVAL}/iteration"  # the iteration the latest evaluation ran in (every result carries it)
+#: The iteration whose policies it judged: EVAL_ITERATION, or lead_iterations before it when asynchronous.
+EVAL_WEIGHTS_ITERATION = f"{EVAL}/weights_iteration"
 #: Env steps sampled in this iteration by every env runner together.
 ENV_STEPS_THIS_ITERATION = "env_runners/num_env_steps_sampled"
 #: The values the learners and envs hold (`mapush_rllib.live_settings.read_live_settings`).
@@ -61,3 +63,14 @@ def ran_evaluation(result: dict) -> bool:
     """Whether this result's iteration ran the evaluation it carries (every result carries the latest one)."""
     iteration = result_value(result, "training_iteration")
     return iteration is not None and result_value(result, EVAL_ITERATION) == iteration
+
+
+def evaluated_iteration(result: dict) -> int | None:
+    """The iteration whose policies this result's own evaluation judged; None if the result ran none. Results
+    written before asynchronous evaluation existed have no EVAL_WEIGHTS_ITERATION: their own iteration."""
+    if not ran_evaluation(result):
+        return None
+    weights = result_value(result, EVAL_WEIGHTS_ITERATION)
+    if not isinstance(weights, (int, float)) or weights != weights:  # absent, or NaN
+        weights = result_value(result, "training_iteration")
+    return int(weights)

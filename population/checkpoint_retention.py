@@ -6,8 +6,9 @@ best are what a user evaluates, since a member's success can swing by 0.3 betwee
 (`benchmarks/RESULTS.md`, round 11). Tune's `CheckpointConfig` orders by one of the two only, and ordered by score
 it deleted a donor's checkpoint before the member copying it had restored it. So Tune keeps every checkpoint and
 `KeepNewestAndBest` deletes the others after each save. A checkpoint's score is the member score (`pbt/score`)
-in the result its manifest records, if that iteration ran the evaluation: every result carries the latest
-evaluation, and a checkpoint is never judged by an earlier one.
+of the evaluation of its own policies, in the result that reported it: the checkpoint's own result (manifest),
+or with `evaluation.asynchronous` that of the checkpoint `lead_iterations` later. Every result carries the latest
+evaluation, and a checkpoint is never judged by another iteration's policies.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from ray.tune import Callback
@@ -25,12 +27,27 @@ from population import result_keys as keys
 logger = logging.getLogger(__name__)
 
 
-def evaluation_score(checkpoint: Checkpoint) -> float | None:
-    """The score of the checkpoint's own evaluation; None when its iteration ran none."""
-    if not keys.ran_evaluation(checkpoint.result):
-        return None
-    score = keys.result_value(checkpoint.result, keys.SCORE)
-    return float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
+@dataclass(frozen=True)
+class Evaluated:
+    """A checkpoint whose policies were evaluated, and the result that reported that evaluation: its own, or with
+    `evaluation.asynchronous` the one `lead_iterations` later (`reported_by`, kept as long as it is)."""
+
+    checkpoint: Checkpoint
+    score: float
+    result: dict
+    reported_by: Checkpoint
+
+
+def evaluations(checkpoints: list[Checkpoint]) -> dict[int, tuple[float, Checkpoint]]:
+    """{iteration whose policies were evaluated: (member score, the checkpoint whose result reported it)}, the
+    newest report of an iteration where there are several; `checkpoints` newest first."""
+    reports: dict[int, tuple[float, Checkpoint]] = {}
+    for checkpoint in checkpoints:
+        iteration = keys.evaluated_iteration(checkpoint.result)
+        score = keys.result_value(checkpoint.result, keys.SCORE)
+        if iteration is not None and isinstance(score, (int, float)) and math.isfinite(score):
+            reports.setdefault(iteration, (float(score), checkpoint))
+    return reports
 
 
 def recorded_checkpoints(trial_dir: str | Path | None) -> tuple[list[Checkpoint], list[Path]]:
@@ -47,29 +64,41 @@ def recorded_checkpoints(trial_dir: str | Path | None) -> tuple[list[Checkpoint]
     return recorded, unrecorded
 
 
-def rank_by_evaluation(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+def rank_by_evaluation(checkpoints: list[Checkpoint]) -> list[Evaluated]:
     """The evaluated ones, best score first (newer first among equal scores), one per training iteration (PBT can
-    save an iteration twice: at its decision and on schedule)."""
-    evaluated = [c for c in checkpoints if evaluation_score(c) is not None]  # newest first: a repeat keeps the newest
+    save an iteration twice: at its decision and on schedule); `checkpoints` newest first."""
+    reports = evaluations(checkpoints)
+    evaluated = [c for c in checkpoints if c.training_iteration in reports]  # a repeat keeps the newest
     once = list({c.training_iteration: c for c in reversed(evaluated)}.values())
-    return sorted(once, key=lambda c: (evaluation_score(c), c.training_iteration), reverse=True)
+    ranked = [Evaluated(c, reports[c.training_iteration][0], reports[c.training_iteration][1].result,
+                        reports[c.training_iteration][1]) for c in once]
+    return sorted(ranked, key=lambda e: (e.score, e.checkpoint.training_iteration), reverse=True)
 
 
-def best_checkpoint(trial_dir: str | Path | None) -> Checkpoint | None:
-    """The trial's complete checkpoint whose own evaluation scored best (files checked), or None."""
-    for checkpoint in rank_by_evaluation(recorded_checkpoints(trial_dir)[0]):
+def best_evaluated(trial_dir: str | Path | None) -> Evaluated | None:
+    """The trial's complete checkpoint whose policies' evaluation scored best (files checked), or None."""
+    for evaluated in rank_by_evaluation(recorded_checkpoints(trial_dir)[0]):
         try:
-            return verify(checkpoint.path)
+            verify(evaluated.checkpoint.path)
         except CheckpointError:
             continue
+        return evaluated
     return None
 
 
+def best_checkpoint(trial_dir: str | Path | None) -> Checkpoint | None:
+    """The checkpoint of `best_evaluated`, or None."""
+    evaluated = best_evaluated(trial_dir)
+    return evaluated.checkpoint if evaluated is not None else None
+
+
 def prune(trial_dir: str | Path | None, keep: int) -> list[Path]:
-    """Delete the trial's checkpoints that are neither among the newest `keep` nor the best `keep`, and folders
-    without a manifest older than the newest checkpoint (cut copies); returns what was deleted."""
+    """Delete the trial's checkpoints that are neither among the newest `keep` nor the best `keep` (nor those that
+    reported the best ones' evaluations), and folders without a manifest older than the newest checkpoint (cut
+    copies); returns what was deleted."""
     recorded, unrecorded = recorded_checkpoints(trial_dir)
-    kept = {c.path for c in recorded[:keep]} | {c.path for c in rank_by_evaluation(recorded)[:keep]}
+    best = rank_by_evaluation(recorded)[:keep]
+    kept = {c.path for c in recorded[:keep]} | {e.checkpoint.path for e in best} | {e.reported_by.path for e in best}
     newest = recorded[0].path.name if recorded else None
     deleted = [c.path for c in recorded if c.path not in kept]
     deleted += [path for path in unrecorded if newest is not None and path.name < newest]

@@ -133,6 +133,22 @@ class ExperimentConfig(StrictModel):
                 f"evaluation.num_envs: {self.evaluation.num_envs} is more than the {self.simulator.num_envs} envs "
                 "the member trains with (simulator.num_envs); lower it or raise simulator.num_envs"
             )
+        if self.evaluation.asynchronous:
+            interval, lead = self.resolved_evaluation().interval_iterations, self.evaluation.lead_iterations
+            every = self.run.checkpoint_every_iterations
+            if lead >= interval:
+                raise ValueError(
+                    f"evaluation.lead_iterations: {lead} is not less than the {interval} iterations between "
+                    "evaluations (evaluation.interval_iterations, null: pbt.perturbation_interval): the policies "
+                    "handed over must be judged by the next decision; lower it"
+                )
+            if lead % every or interval % every:
+                raise ValueError(
+                    f"evaluation.lead_iterations: the policies it evaluates (iterations D - {lead}, D every "
+                    f"{interval}) must have checkpoints, saved every {every} iterations "
+                    "(run.checkpoint_every_iterations): make "
+                    "lead_iterations and the evaluation interval multiples of it"
+                )
         members = self.pbt.population_size if self.pbt is not None else 1
         if self.run.seed <= self.evaluation.seed < self.run.seed + members:
             raise ValueError(

@@ -19,6 +19,7 @@ from mapush_rllib.result_keys import (
     SUCCESS_RATE,
     TASK_PROGRESS,
     WINDOW_EPISODES,
+    evaluated_iteration,
     nest,
     ran_evaluation,
     result_value,
@@ -38,5 +39,6 @@ __all__ = [
     "CURRICULUM", "ENV_STEPS", "EVAL", "EVAL_CONTRIBUTION_BALANCE", "EVAL_EPISODES", "EVAL_FINISH_TIME",
     "EVAL_FREELOADING_INDEX", "EVAL_SUCCESS_RATE", "EVAL_TASK_PROGRESS", "EVAL_TIME",
     "FREELOADING_INDEX", "FRONTIER", "FULL_TASK_SUCCESS", "LEVEL_MEAN", "LIVE_SETTINGS", "PBT", "SCORE", "SCORE_NAME",
-    "SUCCESS_RATE", "TASK_PROGRESS", "WINDOW_EPISODES", "nest", "ran_evaluation", "result_value",
+    "SUCCESS_RATE", "TASK_PROGRESS", "WINDOW_EPISODES", "evaluated_iteration", "nest",
+    "ran_evaluation", "result_value",
 ]

@@ -289,16 +289,16 @@ def summarize(results, stop: StopCondition, resume_command: str) -> tuple[int, l
 def best_checkpoint_summary(trial_dir: str) -> dict:
     """The member's complete checkpoint with the best evaluation of its own, and what that evaluation measured:
     training swings, so the newest checkpoint is not always the best one."""
-    from population.checkpoint_retention import best_checkpoint, evaluation_score
+    from population.checkpoint_retention import best_evaluated
 
-    checkpoint = best_checkpoint(trial_dir)
-    if checkpoint is None:
+    best = best_evaluated(trial_dir)
+    if best is None:
         return {"best_checkpoint": None}
     return {
-        "best_checkpoint": str(checkpoint.path),
-        "best_checkpoint_iteration": checkpoint.training_iteration,
-        "best_checkpoint_score": evaluation_score(checkpoint),
-        **{f"best_checkpoint_{key.replace('/', '_')}": keys.result_value(checkpoint.result, key)
+        "best_checkpoint": str(best.checkpoint.path),
+        "best_checkpoint_iteration": best.checkpoint.training_iteration,
+        "best_checkpoint_score": best.score,
+        **{f"best_checkpoint_{key.replace('/', '_')}": keys.result_value(best.result, key)
            for key in (keys.EVAL_SUCCESS_RATE, keys.EVAL_CONTRIBUTION_BALANCE, keys.EVAL_FREELOADING_INDEX)},
     }
 

@@ -67,3 +67,19 @@ def test_the_best_checkpoint_is_a_complete_one(tmp_path: Path) -> None:
     found = best_checkpoint(tmp_path)
     assert found.training_iteration == 2 and found.result["pbt"]["score"] == 0.4
     assert best_checkpoint(tmp_path / "missing") is None
+
+
+def test_an_asynchronous_evaluation_scores_the_checkpoint_of_the_policies_it_judged(tmp_path: Path) -> None:
+    """`evaluation.asynchronous`: the result of iteration 4 reports the evaluation of iteration 2's policies, so the
+    checkpoint of iteration 2 is the best, and the one of 4 (which says so) is kept with it."""
+    for index, iteration in enumerate(range(1, 9)):
+        path = checkpoint(tmp_path, index, iteration)
+        if iteration in (4, 8):  # reports of iterations 2 (0.9) and 6 (0.1)
+            write_manifest(path, {"training_iteration": iteration, "pbt": {"score": 0.9 if iteration == 4 else 0.1},
+                                  "eval": {"iteration": iteration, "weights_iteration": iteration - 2}})
+    assert best_checkpoint(tmp_path).path.name == "checkpoint_000001"  # iteration 2
+    prune(tmp_path, keep=1)
+    kept = sorted(p.name for p in tmp_path.glob("checkpoint_*"))
+    # newest: iteration 8; best: iteration 2 (0.9 > 0.1) and iteration 4, whose result says so
+    assert kept == ["checkpoint_000001", "checkpoint_000003", "checkpoint_000007"]
+    assert best_checkpoint(tmp_path).path.name == "checkpoint_000001"

@@ -61,6 +61,11 @@ CASES = [
     ("simulator: {num_envs: 8}\nevaluation: {num_envs: 9}", "evaluation.num_envs", "more than the 8 envs"),
     ("evaluation: {interval_iterations: 0}", "evaluation.interval_iterations", "greater than 0"),
     ("evaluation: {seed: 2}\npbt: {population_size: 4}", "evaluation.seed", "is a training seed"),
+    ("evaluation: {asynchronous: true, interval_iterations: 10, lead_iterations: 10}", "evaluation.lead_iterations",
+     "not less than the 10 iterations"),  # the handed-over policies would be judged after their decision
+    ("evaluation: {asynchronous: true, interval_iterations: 30, lead_iterations: 5}\n"
+     "run: {checkpoint_every_iterations: 10}", "evaluation.lead_iterations", "must have checkpoints"),
+    ("evaluation: {asynchronous: yes please}", "evaluation.asynchronous", "valid boolean"),
     ("pbt: {perturbation_interval: 30, burn_in: 45}", "pbt.burn_in:", "decides at iterations 45, 75"),  # off the grid
     ("pbt: {perturbation_interval: 30, burn_in: 40}\nevaluation: {interval_iterations: 20}",
      "pbt.perturbation_interval:", "evaluate themselves every 20"),

@@ -4,6 +4,7 @@ checkpoint of the same iteration (one code path, bit-equal on CPU)."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pickle
 from pathlib import Path
@@ -66,3 +67,54 @@ def test_the_members_evaluation_equals_evaluate_on_its_checkpoint(tmp_path: Path
     assert from_shared.pop("checkpoint") == str(shared)
     assert from_shared.pop("wall_time_s") > 0
     assert from_shared == {key: value for key, value in cli.items() if key not in ("checkpoint", "wall_time_s")}
+
+
+def test_the_asynchronous_evaluation_judges_the_handed_over_policies_as_evaluate_does(tmp_path: Path, capsys,
+                                                                                       caplog) -> None:
+    """`evaluation.asynchronous`: the policies of iteration D - lead are evaluated in a process beside the member and
+    reported at D, equal to `evaluate` on that iteration's checkpoint; a restore drops the pending evaluation, a
+    dead process is replaced, and both times the decision still gets an evaluation (of the weights it has then)."""
+    experiment = load_experiment(REPO / "configs" / "smoke.yaml", overrides=[
+        f"evaluation.num_envs={EVAL_ENVS}", f"evaluation.seed={EVAL_SEED}", "evaluation.interval_iterations=2",
+        "evaluation.asynchronous=true", "evaluation.lead_iterations=1", "run.checkpoint_every_iterations=1",
+        "run.stop.training_iterations=7", "task.episode_length_s=2.0",
+    ])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        algo = build_algorithm_config(experiment).build_algo()
+        algo.train()  # iteration 1: its policies are handed over
+        handed_over = algo.save_to_path(str(tmp_path / "iteration_1"))
+        second = algo.train()["eval"]  # iteration 2: reports them
+        assert (second["iteration"], second["weights_iteration"], second["episodes"]) == (2, 1, EVAL_ENVS)
+        assert 0 < second["time_s"] and 0 < second["protocol_time_s"]
+
+        algo.train()  # iteration 3: hands over its policies ...
+        algo.restore_from_path(handed_over)  # ... which this member no longer has after a restore (to iteration 1)
+        after_restore = algo.train()["eval"]  # iteration 2 again: nothing of its own pending, evaluated in process
+        assert (after_restore["iteration"], after_restore["weights_iteration"]) == (2, 2)
+
+        algo.train()  # iteration 3: handed over; then its process dies
+        algo.evaluation_process._process.kill()
+        algo.evaluation_process._process.join()
+        with caplog.at_level(logging.WARNING, logger="mapush_rllib.evaluation"):
+            after_death = algo.train()["eval"]  # iteration 4
+        assert (after_death["iteration"], after_death["weights_iteration"]) == (4, 4)
+        assert "evaluation process ended" in caplog.text
+        algo.train()  # iteration 5 hands over to a new process
+        assert algo.evaluation_process.alive and algo.evaluation_process.pending == 5
+        sixth = algo.train()["eval"]
+        assert (sixth["iteration"], sixth["weights_iteration"]) == (6, 5)
+        last = algo.train()["eval"]  # iteration 7 meets the stop condition: the current policies, in process
+        assert (last["iteration"], last["weights_iteration"]) == (7, 7)
+        process = algo.evaluation_process._process
+        algo.stop()
+        assert not process.is_alive(), "the evaluation process ends with its member"
+    finally:
+        ray.shutdown()
+    capsys.readouterr()
+    assert evaluate(["--policy", handed_over, "--num-envs", str(EVAL_ENVS), "--seed", str(EVAL_SEED), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    for key in ("success_rate", "finish_time_s", "task_progress", "freeloading_index", "contribution_balance"):
+        assert cli[key] == second[key], key
+    for agent in ("agent_0", "agent_1"):
+        assert cli[f"contribution/{agent}/task_progress"] == second["contribution"][agent]["task_progress"]
