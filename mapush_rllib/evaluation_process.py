@@ -116,5 +116,8 @@ def serve(conn: Any, sections: tuple, num_envs: int, seed: int, contribution: bo
             metrics, team, _ = evaluate_team(env, policy, contribution=contribution)
             conn.send(("done", request_id, metrics, len(team), time.perf_counter() - started))
         except Exception:
-            conn.send(("error", traceback.format_exc()))
+            try:
+                conn.send(("error", traceback.format_exc()))
+            except OSError:  # the member is gone
+                break
     env.close()
