@@ -190,7 +190,7 @@ class MAPushPPO(PPO):
         self.env_states: dict[int, RunnerStates] = {}  # runner index -> its last reported or loaded states
         self.env_state_restores = 0  # times a rebuilt runner was given its state back
         self.restored_env_state_digest = ""  # env_state_digest of the state the last restore loaded
-        self.last_evaluation: dict[str, float] = {}  # the latest evaluation of the current weights (evaluation.py)
+        self.last_evaluation: dict[str, float] = {}  # the latest evaluation reported (evaluation.py)
         self.evaluation_env = None  # the evaluation batch, built at the first evaluation
         self.evaluation_process = None  # evaluation.asynchronous: the process beside this one (evaluation.py)
         super().setup(config)
@@ -309,7 +309,7 @@ class MAPushPPO(PPO):
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
-        if EVALUATION_KEY in state:  # the evaluation of the weights just restored
+        if EVALUATION_KEY in state:  # the latest evaluation the restored checkpoint reported
             self.last_evaluation = dict(state[EVALUATION_KEY])
         if getattr(self, "evaluation_process", None) is not None:
             self.evaluation_process.forget()  # it was judging the weights this member had before

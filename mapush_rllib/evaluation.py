@@ -16,8 +16,10 @@ Asynchronous (`evaluation.asynchronous`, for members sharing a GPU): the evaluat
 copy of the policies of iteration D - `lead_iterations` in a process beside the member
 (`mapush_rllib.evaluation_process`) while the member trains on; D collects it. Decisions then rank the weights of
 D - lead (whose checkpoint is kept: `lead_iterations` must fit the checkpoint grid), and a copying member takes the
-donor's weights of D, as Tune hands them over. An evaluation with nothing pending (the first after a resume or a
-restore) and the last one run in the trial's process, on the current weights.
+donor's weights of D, as Tune hands them over. An evaluation with nothing of the member's own pending (a resume
+or a restore between the hand-over and D dropped it; the process died or failed) and the last one run in the
+trial's process, on the current weights. A process that ended is replaced at the next hand-over, up to
+`MAX_PROCESS_STARTS` processes per member; then the member evaluates in its own process, with one warning.
 
 Results: `eval/<metric>` (`mapush_rllib.result_keys.EVAL_*`), the latest evaluation in every result (NaN before
 the first), with `eval/iteration` saying when it was reported, `eval/weights_iteration` whose weights it judged,
@@ -45,6 +47,9 @@ from mapush_rllib.task.calculator import TEAM_METRICS, evaluate_team, evaluation
 from mapush_rllib.task.config import AGENT_IDS
 
 logger = logging.getLogger(__name__)
+#: Evaluation processes a member starts at most (`evaluation.asynchronous`): one that keeps ending (say, out of GPU
+#: memory while it builds its batch) is not restarted at every hand-over.
+MAX_PROCESS_STARTS = 3
 
 #: Reset seed of the evaluation episodes: far from the seeds runs train with (run.seed + member index).
 DEFAULT_SEED = 1_000_003
@@ -71,7 +76,7 @@ class EvaluationConfig(StrictModel):
     )
     lead_iterations: int = Field(
         10, gt=0, description="asynchronous: iterations between handing the policies over and the decision that "
-        "ranks them; less than the interval, and the interval minus it a multiple of run.checkpoint_every_iterations"
+        "ranks them; less than the interval, and both multiples of run.checkpoint_every_iterations"
     )
 
     def resolved(self, simulator_num_envs: int, interval_iterations: int) -> EvaluationConfig:
@@ -120,8 +125,10 @@ class TeamEvaluation:
                     logger.warning("%s; evaluating iteration %d in the member's process instead", error, iteration)
             algorithm.last_evaluation = evaluation or self.evaluate(algorithm, iteration)
         if self.config.asynchronous and not last:
-            process = self.process_of(algorithm)  # started early: it builds its batch while the member trains
-            if (iteration + self.config.lead_iterations) % interval == 0:
+            handing_over = (iteration + self.config.lead_iterations) % interval == 0
+            # started at the first result, so that it builds its batch while the member trains
+            process = self.process_of(algorithm, restart=handing_over)
+            if handing_over and process is not None:
                 self.hand_over(process, algorithm, iteration)
         latest = getattr(algorithm, "last_evaluation", None) or {}
         result[EVAL] = nest({key: latest.get(key, math.nan) for key in self.keys})
@@ -136,16 +143,28 @@ class TeamEvaluation:
         seconds = time.perf_counter() - started
         return self.reported(metrics, len(team), iteration, iteration, seconds, seconds)
 
-    def process_of(self, algorithm: Any):
-        """The member's evaluation process, started at the first call (again if it ended)."""
+    def process_of(self, algorithm: Any, *, restart: bool) -> EvaluationProcess | None:
+        """The member's evaluation process: started at the first call; one that ended is replaced if `restart`,
+        up to MAX_PROCESS_STARTS in all (None after that: the member evaluates in its own process)."""
         process = getattr(algorithm, "evaluation_process", None)
-        if process is None or not process.alive:
-            if process is not None:
-                logger.warning("the evaluation process of this member ended; starting another")
-            algorithm.evaluation_process = process = EvaluationProcess(
-                env_sections(algorithm.config.env_config), num_envs=self.config.num_envs, seed=self.config.seed,
-                contribution=self.config.contribution,
-            )
+        starts = getattr(algorithm, "evaluation_process_starts", 0)
+        if process is not None and (process.alive or not restart):
+            return process
+        if starts >= MAX_PROCESS_STARTS:
+            if starts == MAX_PROCESS_STARTS:
+                logger.warning("%d evaluation processes of this member ended; it evaluates in its own process from "
+                               "now on", starts)
+                algorithm.evaluation_process_starts = starts + 1
+            return None
+        if process is not None:
+            logger.warning("the evaluation process of this member ended (exit code %s); starting another",
+                           process.exitcode)
+            process.close()
+        algorithm.evaluation_process = process = EvaluationProcess(
+            env_sections(algorithm.config.env_config), num_envs=self.config.num_envs, seed=self.config.seed,
+            contribution=self.config.contribution,
+        )
+        algorithm.evaluation_process_starts = starts + 1
         return process
 
     def hand_over(self, process: Any, algorithm: Any, iteration: int) -> None:
@@ -154,7 +173,7 @@ class TeamEvaluation:
         agent_modules, modules = self.policies_of(algorithm)
         try:
             process.submit(modules, agent_modules, iteration)
-        except EvaluationProcessError as error:  # the next decision evaluates in the member's process
+        except Exception as error:  # e.g. a broken pipe: the next decision evaluates in the member's process
             logger.warning("%s; iteration %d's policies are not handed over", error, iteration)
         process.handover_s = time.perf_counter() - started  # a cost to the member, reported with the result
 

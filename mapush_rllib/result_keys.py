@@ -27,7 +27,7 @@ EVAL_CONTRIBUTION_BALANCE = f"{EVAL}/contribution_balance"
 EVAL_EPISODES = f"{EVAL}/episodes"
 EVAL_TIME = f"{EVAL}/time_s"  # what the evaluation cost the member (asynchronous: handing over and waiting)
 EVAL_PROTOCOL_TIME = f"{EVAL}/protocol_time_s"  # how long the protocol itself ran, wherever it ran
-EVAL_ITERATION = f"{EVAL}/iteration"  # the iteration the latest evaluation ran in (every result carries it)
+EVAL_ITERATION = f"{EVAL}/iteration"  # the iteration the latest evaluation was reported in (every result carries it)
 #: The iteration whose policies it judged: EVAL_ITERATION, or lead_iterations before it when asynchronous.
 EVAL_WEIGHTS_ITERATION = f"{EVAL}/weights_iteration"
 #: Env steps sampled in this iteration by every env runner together.

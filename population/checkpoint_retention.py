@@ -21,7 +21,14 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from mapush_rllib.checkpoints import Checkpoint, CheckpointError, recorded_result, trial_checkpoints, verify
+from mapush_rllib.checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    checkpoint_index,
+    recorded_result,
+    trial_checkpoints,
+    verify,
+)
 from population import result_keys as keys
 
 logger = logging.getLogger(__name__)
@@ -38,15 +45,25 @@ class Evaluated:
     reported_by: Checkpoint
 
 
-def evaluations(checkpoints: list[Checkpoint]) -> dict[int, tuple[float, Checkpoint]]:
-    """{iteration whose policies were evaluated: (member score, the checkpoint whose result reported it)}, the
-    newest report of an iteration where there are several; `checkpoints` newest first."""
-    reports: dict[int, tuple[float, Checkpoint]] = {}
-    for checkpoint in checkpoints:
-        iteration = keys.evaluated_iteration(checkpoint.result)
-        score = keys.result_value(checkpoint.result, keys.SCORE)
-        if iteration is not None and isinstance(score, (int, float)) and math.isfinite(score):
-            reports.setdefault(iteration, (float(score), checkpoint))
+def evaluations(checkpoints: list[Checkpoint]) -> dict[Path, tuple[float, Checkpoint]]:
+    """{folder of a checkpoint whose policies were evaluated: (member score, the checkpoint that reported it)};
+    `checkpoints` newest first. A report on iteration W's policies belongs to the reporting checkpoint if that is of
+    iteration W, else to the newest checkpoint of iteration W saved before it (a member restored to an earlier
+    iteration saves W again, with other policies)."""
+    reports: dict[Path, tuple[float, Checkpoint]] = {}
+    for reporter in checkpoints:
+        iteration = keys.evaluated_iteration(reporter.result)
+        score = keys.result_value(reporter.result, keys.SCORE)
+        if iteration is None or not isinstance(score, (int, float)) or not math.isfinite(score):
+            continue
+        if iteration == reporter.training_iteration:
+            judged = reporter
+        else:
+            before = checkpoint_index(reporter.path)
+            judged = next((c for c in checkpoints
+                           if c.training_iteration == iteration and checkpoint_index(c.path) < before), None)
+        if judged is not None:
+            reports.setdefault(judged.path, (float(score), reporter))  # the newest report on a checkpoint
     return reports
 
 
@@ -68,10 +85,9 @@ def rank_by_evaluation(checkpoints: list[Checkpoint]) -> list[Evaluated]:
     """The evaluated ones, best score first (newer first among equal scores), one per training iteration (PBT can
     save an iteration twice: at its decision and on schedule); `checkpoints` newest first."""
     reports = evaluations(checkpoints)
-    evaluated = [c for c in checkpoints if c.training_iteration in reports]  # a repeat keeps the newest
+    evaluated = [c for c in checkpoints if c.path in reports]  # a repeat keeps the newest
     once = list({c.training_iteration: c for c in reversed(evaluated)}.values())
-    ranked = [Evaluated(c, reports[c.training_iteration][0], reports[c.training_iteration][1].result,
-                        reports[c.training_iteration][1]) for c in once]
+    ranked = [Evaluated(c, reports[c.path][0], reports[c.path][1].result, reports[c.path][1]) for c in once]
     return sorted(ranked, key=lambda e: (e.score, e.checkpoint.training_iteration), reverse=True)
 
 

@@ -149,6 +149,13 @@ class ExperimentConfig(StrictModel):
                     "(run.checkpoint_every_iterations): make "
                     "lead_iterations and the evaluation interval multiples of it"
                 )
+            keep = self.run.checkpoints_to_keep
+            if keep is not None and keep * every < lead:
+                raise ValueError(
+                    f"run.checkpoints_to_keep: the newest {keep} checkpoints, one every {every} iterations, do not "
+                    f"reach back the {lead} iterations of evaluation.lead_iterations: the checkpoint of the policies "
+                    "handed over would be deleted before their evaluation comes back. Keep more (or null: keep all)"
+                )
         members = self.pbt.population_size if self.pbt is not None else 1
         if self.run.seed <= self.evaluation.seed < self.run.seed + members:
             raise ValueError(

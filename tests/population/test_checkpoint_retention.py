@@ -83,3 +83,21 @@ def test_an_asynchronous_evaluation_scores_the_checkpoint_of_the_policies_it_jud
     # newest: iteration 8; best: iteration 2 (0.9 > 0.1) and iteration 4, whose result says so
     assert kept == ["checkpoint_000001", "checkpoint_000003", "checkpoint_000007"]
     assert best_checkpoint(tmp_path).path.name == "checkpoint_000001"
+
+
+def test_a_report_on_policies_saved_again_after_a_restore_belongs_to_the_checkpoint_it_judged(tmp_path: Path) -> None:
+    """Iteration 4 reported on iteration 2's policies (0.9); then the member was restored to iteration 1 and saved
+    iterations 2-4 again, with other policies, iteration 4 evaluating itself (0.1): the old report stays with the
+    old checkpoint of iteration 2."""
+    for index, iteration in enumerate([1, 2, 3, 4, 2, 3, 4]):
+        path = checkpoint(tmp_path, index, iteration)
+        if index == 3:
+            write_manifest(path, {"training_iteration": 4, "pbt": {"score": 0.9},
+                                  "eval": {"iteration": 4, "weights_iteration": 2}})
+        if index == 6:
+            write_manifest(path, {"training_iteration": 4, "pbt": {"score": 0.1},
+                                  "eval": {"iteration": 4, "weights_iteration": 4}})
+    assert best_checkpoint(tmp_path).path.name == "checkpoint_000001"
+    prune(tmp_path, keep=1)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint_*")) == [
+        "checkpoint_000001", "checkpoint_000003", "checkpoint_000006"]  # best, its reporter, newest

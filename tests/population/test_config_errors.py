@@ -66,6 +66,8 @@ CASES = [
     ("evaluation: {asynchronous: true, interval_iterations: 30, lead_iterations: 5}\n"
      "run: {checkpoint_every_iterations: 10}", "evaluation.lead_iterations", "must have checkpoints"),
     ("evaluation: {asynchronous: yes please}", "evaluation.asynchronous", "valid boolean"),
+    ("evaluation: {asynchronous: true, interval_iterations: 40, lead_iterations: 30}\n"
+     "run: {checkpoint_every_iterations: 10, checkpoints_to_keep: 2}", "run.checkpoints_to_keep", "do not reach back"),
     ("pbt: {perturbation_interval: 30, burn_in: 45}", "pbt.burn_in:", "decides at iterations 45, 75"),  # off the grid
     ("pbt: {perturbation_interval: 30, burn_in: 40}\nevaluation: {interval_iterations: 20}",
      "pbt.perturbation_interval:", "evaluate themselves every 20"),
