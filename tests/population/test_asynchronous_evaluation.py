@@ -27,7 +27,9 @@ def test_a_population_ranks_the_policies_its_members_handed_over(tmp_path) -> No
     )
     log: list[str] = []
     process = start_run(str(config), "--storage", str(tmp_path / "runs"))
-    assert finish(process, log) == 0, "".join(log)[-4000:]
+    status = finish(process, log)
+    (tmp_path / "run.log").write_text("".join(log))
+    assert status == 0, "".join(log)[-4000:]
     summary = summary_of(log)
     for trial_dir in trial_dirs(Path(summary["experiment_dir"])):
         rows = {row["training_iteration"]: row for row in result_rows(trial_dir)}
