@@ -193,6 +193,7 @@ class MAPushPPO(PPO):
         self.last_evaluation: dict[str, float] = {}  # the latest evaluation reported (evaluation.py)
         self.evaluation_env = None  # the evaluation batch, built at the first evaluation
         self.evaluation_process = None  # evaluation.asynchronous: the process beside this one (evaluation.py)
+        self.evaluation_process_starts = 0
         super().setup(config)
 
     def cleanup(self) -> None:

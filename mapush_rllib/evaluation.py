@@ -147,7 +147,7 @@ class TeamEvaluation:
         """The member's evaluation process: started at the first call; one that ended is replaced if `restart`,
         up to MAX_PROCESS_STARTS in all (None after that: the member evaluates in its own process)."""
         process = getattr(algorithm, "evaluation_process", None)
-        starts = getattr(algorithm, "evaluation_process_starts", 0)
+        starts = algorithm.evaluation_process_starts
         if process is not None and (process.alive or not restart):
             return process
         if starts >= MAX_PROCESS_STARTS:
@@ -167,8 +167,9 @@ class TeamEvaluation:
         algorithm.evaluation_process_starts = starts + 1
         return process
 
-    def hand_over(self, process: Any, algorithm: Any, iteration: int) -> None:
-        """Send a copy of the current policies to the evaluation process."""
+    def hand_over(self, process: EvaluationProcess, algorithm: Any, iteration: int) -> None:
+        """Send a copy of the current policies to the evaluation process (~8 kB through its pipe: the weights go as
+        shared memory)."""
         started = time.perf_counter()
         agent_modules, modules = self.policies_of(algorithm)
         try:
@@ -177,7 +178,7 @@ class TeamEvaluation:
             logger.warning("%s; iteration %d's policies are not handed over", error, iteration)
         process.handover_s = time.perf_counter() - started  # a cost to the member, reported with the result
 
-    def collect(self, process: Any, iteration: int) -> dict[str, float]:
+    def collect(self, process: EvaluationProcess, iteration: int) -> dict[str, float]:
         """The pending evaluation's result, reported at `iteration`; its cost to the member is the hand-over and
         the wait."""
         started = time.perf_counter()
