@@ -22,6 +22,21 @@ REPO = Path(__file__).resolve().parents[2]
 EVAL_ENVS, EVAL_SEED = 6, 4242
 
 
+def evaluated_by_the_cli(checkpoint: str, capsys) -> dict:
+    """`python -m mapush_rllib.evaluate --policy <checkpoint>` on the member's evaluation episodes, as JSON."""
+    capsys.readouterr()
+    assert evaluate(["--policy", checkpoint, "--num-envs", str(EVAL_ENVS), "--seed", str(EVAL_SEED), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def assert_same_evaluation(cli: dict, evaluation: dict) -> None:
+    """The CLI's flat metrics equal a result's nested `eval` section, exactly."""
+    for key in ("success_rate", "finish_time_s", "task_progress", "freeloading_index", "contribution_balance"):
+        assert cli[key] == evaluation[key], key
+    for agent in ("agent_0", "agent_1"):
+        assert cli[f"contribution/{agent}/task_progress"] == evaluation["contribution"][agent]["task_progress"]
+
+
 def test_the_members_evaluation_equals_evaluate_on_its_checkpoint(tmp_path: Path, capsys) -> None:
     experiment = load_experiment(REPO / "configs" / "smoke.yaml", overrides=[
         f"evaluation.num_envs={EVAL_ENVS}", f"evaluation.seed={EVAL_SEED}", "evaluation.interval_iterations=2",
@@ -43,13 +58,8 @@ def test_the_members_evaluation_equals_evaluate_on_its_checkpoint(tmp_path: Path
         algo.stop()
     finally:
         ray.shutdown()
-    capsys.readouterr()
-    assert evaluate(["--policy", checkpoint, "--num-envs", str(EVAL_ENVS), "--seed", str(EVAL_SEED), "--json"]) == 0
-    cli = json.loads(capsys.readouterr().out)
-    for key in ("success_rate", "finish_time_s", "task_progress", "freeloading_index", "contribution_balance"):
-        assert cli[key] == evaluation[key], key
-    for agent in ("agent_0", "agent_1"):
-        assert cli[f"contribution/{agent}/task_progress"] == evaluation["contribution"][agent]["task_progress"]
+    cli = evaluated_by_the_cli(checkpoint, capsys)
+    assert_same_evaluation(cli, evaluation)
 
     # The copy to share: no simulator state, smaller, complete, and the same team on the same episodes.
     shared = share(checkpoint, tmp_path / "shared").path
@@ -111,10 +121,4 @@ def test_the_asynchronous_evaluation_judges_the_handed_over_policies_as_evaluate
         assert not process.is_alive(), "the evaluation process ends with its member"
     finally:
         ray.shutdown()
-    capsys.readouterr()
-    assert evaluate(["--policy", handed_over, "--num-envs", str(EVAL_ENVS), "--seed", str(EVAL_SEED), "--json"]) == 0
-    cli = json.loads(capsys.readouterr().out)
-    for key in ("success_rate", "finish_time_s", "task_progress", "freeloading_index", "contribution_balance"):
-        assert cli[key] == second[key], key
-    for agent in ("agent_0", "agent_1"):
-        assert cli[f"contribution/{agent}/task_progress"] == second["contribution"][agent]["task_progress"]
+    assert_same_evaluation(evaluated_by_the_cli(handed_over, capsys), second)
