@@ -5,9 +5,9 @@ per member the share of the run it spent training (in its trainable) and the sha
 
 Reads each member's `result.json` (timestamps, `time_this_iter_s`, `eval/time_s`, env steps); with
 `evaluation.asynchronous`, `eval/time_s` is the member's cost (handing over, waiting) and `eval_protocol_s` the
-time its evaluation process took. The run's wall time
-is from the first iteration's start to the last iteration's end over all members; a member's training share is
-the sum of its iteration times over that wall time (the rest: starting, restarts after exploits, waiting).
+time its evaluation process took. The run's wall time is from the first iteration's start to the last iteration's
+end over all members; a member's training share is the sum of its iteration times over that wall time (the rest:
+starting, restarts after exploits, waiting).
 """
 
 from __future__ import annotations

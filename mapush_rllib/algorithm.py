@@ -312,7 +312,7 @@ class MAPushPPO(PPO):
         super().set_state(state)
         if EVALUATION_KEY in state:  # the latest evaluation the restored checkpoint reported
             self.last_evaluation = dict(state[EVALUATION_KEY])
-        if getattr(self, "evaluation_process", None) is not None:
+        if self.evaluation_process is not None:
             self.evaluation_process.forget()  # it was judging the weights this member had before
         if state.get(ENV_STATE_KEY):
             states = state[ENV_STATE_KEY]

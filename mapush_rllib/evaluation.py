@@ -170,13 +170,11 @@ class TeamEvaluation:
     def hand_over(self, process: EvaluationProcess, algorithm: Any, iteration: int) -> None:
         """Send a copy of the current policies to the evaluation process (~8 kB through its pipe: the weights go as
         shared memory)."""
-        started = time.perf_counter()
         agent_modules, modules = self.policies_of(algorithm)
         try:
             process.submit(modules, agent_modules, iteration)
         except Exception as error:  # e.g. a broken pipe: the next decision evaluates in the member's process
             logger.warning("%s; iteration %d's policies are not handed over", error, iteration)
-        process.handover_s = time.perf_counter() - started  # a cost to the member, reported with the result
 
     def collect(self, process: EvaluationProcess, iteration: int) -> dict[str, float]:
         """The pending evaluation's result, reported at `iteration`; its cost to the member is the hand-over and

@@ -52,12 +52,13 @@ class EvaluationProcess:
         self._process.start()
         child.close()
         self.pending: int | None = None  # the iteration whose policies are being evaluated, if any
-        self.handover_s = 0.0  # the member's time to hand the pending request over (set by the caller)
+        self.handover_s = 0.0  # the member's time to hand the pending request over (copy and send)
         self._request_ids = itertools.count()
         self._pending_id: int | None = None
 
     def submit(self, modules: dict[str, Any], agent_modules: dict[str, str], iteration: int) -> None:
         """Evaluate a copy of these modules (taken now, on the CPU) as the policies of `iteration`."""
+        started = time.perf_counter()
         frozen = {module_id: copy.deepcopy(module).cpu() for module_id, module in modules.items()}
         request_id = next(self._request_ids)
         try:
@@ -66,6 +67,7 @@ class EvaluationProcess:
             raise EvaluationProcessError(f"the evaluation process ended (exit code {self._process.exitcode}): "
                                          f"{error}") from None
         self.pending, self._pending_id = iteration, request_id
+        self.handover_s = time.perf_counter() - started
 
     def forget(self) -> None:
         """The pending evaluation is of policies the member no longer has (it was restored): its result is dropped."""
